@@ -1,0 +1,31 @@
+# The commands a person types. Each target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test lint pytest bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check lib tests benchmarks
+
+pytest: $(STAMP)
+	$(PY) -m pytest -n 2
+
+test: lint pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_optim.py
+	$(PY) benchmarks/bench_train.py
+
+clean:
+	rm -rf _build .pytest_cache .ruff_cache

@@ -1,0 +1,7 @@
+"""nnbolts — the reference library of the course *Training Neural Networks*.
+
+Submodules: ``activations``, ``init``, ``optim``, ``schedules`` (the library core) and ``data``,
+``models``, ``train``, ``diagnostics``, ``landscapes``, ``plot`` (the training layer).
+"""
+
+__version__ = "0.1.0"
