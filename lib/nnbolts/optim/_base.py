@@ -28,7 +28,7 @@ from .._checks import check_floating, check_like, check_number
 
 
 def copy_state(state: dict) -> dict:
-    """A copy of a state dict whose tensors can be updated in place without touching the original."""
+    """A copy of ``state`` whose tensors can be updated in place, leaving the original intact."""
     return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
 
 
@@ -44,7 +44,7 @@ def check_step_inputs(param, grad, state) -> None:
 
 
 def pure_step(kernel: Callable, param, grad, state, hp: dict):
-    """Run an in-place ``kernel`` on copies: the pure form ``(param, state) -> (param', state')``."""
+    """Run the in-place ``kernel`` on copies: the pure form ``(param, state) -> (new, new)``."""
     check_step_inputs(param, grad, state)
     new_param = param.detach().clone()
     new_state = copy_state(state)
