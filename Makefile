@@ -21,7 +21,7 @@ lint: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest -n 2
 
-test: lint pytest
+test: lint book pytest
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_optim.py
@@ -29,3 +29,11 @@ bench: $(STAMP)
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache
+
+.PHONY: book serve
+# Strict: warnings are errors and a cell that raises fails the build; execution is cached.
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build . --builder html -W --keep-going
+
+serve: book
+	$(PY) -m http.server --directory _build/html 8000
