@@ -9,7 +9,9 @@ gradients, so a torch path that mutates ``p.grad`` cannot leak into the other si
 
 from __future__ import annotations
 
+import functools
 import itertools
+import math
 
 import torch
 
@@ -24,13 +26,26 @@ def make_params(dtype, device, seed=0):
     return params + [frozen]
 
 
+@functools.lru_cache(maxsize=4096)
+def _problem(step, shapes, dtype, device):
+    """Targets and noise of step ``step``; cached because both sides of a comparison ask."""
+    gen = torch.Generator().manual_seed(1000 + step)
+    terms = []
+    for shape in shapes:
+        n = math.prod(shape)
+        target = torch.linspace(-1, 1, n, dtype=dtype).reshape(shape).to(device)
+        noise = torch.randn(shape, generator=gen, dtype=dtype).to(device)
+        terms.append((target, noise))
+    return terms
+
+
 def objective(params, step, *, negate=False):
     """A smooth loss of ``params[:-1]`` (the last one gets no gradient) with per-step noise."""
-    gen = torch.Generator().manual_seed(1000 + step)
+    live = params[:-1]
+    p0 = live[0]
+    terms = _problem(step, tuple(tuple(p.shape) for p in live), p0.dtype, p0.device)
     loss = 0.0
-    for i, p in enumerate(params[:-1]):
-        target = torch.linspace(-1, 1, p.numel(), dtype=p.dtype).reshape(p.shape).to(p.device)
-        noise = torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device)
+    for i, (p, (target, noise)) in enumerate(zip(live, terms)):
         loss = loss + (i + 1) * ((p - target) ** 2).sum() + 0.1 * (noise * p).sum()
         loss = loss + 0.05 * (p ** 4).sum()
     return -loss if negate else loss

@@ -5,10 +5,20 @@ Explained in: book/optimizers.md.
 """
 
 from ._base import RuleOptimizer
+from .adabound import AdaBound, adabound_bounds, adabound_init, adabound_step
+from .adadelta import Adadelta, adadelta_init, adadelta_step
+from .adagrad import Adagrad, adagrad_init, adagrad_step
+from .lookahead import Lookahead, lookahead_init, lookahead_step
+from .rmsprop import RMSprop, rmsprop_init, rmsprop_step
 from .sgd import SGD, SGDVelocity, sgd_init, sgd_step, sgd_velocity_init, sgd_velocity_step
 
 __all__ = [
     "RuleOptimizer",
     "SGD", "sgd_init", "sgd_step",
     "SGDVelocity", "sgd_velocity_init", "sgd_velocity_step",
+    "Adagrad", "adagrad_init", "adagrad_step",
+    "RMSprop", "rmsprop_init", "rmsprop_step",
+    "Adadelta", "adadelta_init", "adadelta_step",
+    "AdaBound", "adabound_init", "adabound_step", "adabound_bounds",
+    "Lookahead", "lookahead_init", "lookahead_step",
 ]
