@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+
 from nnbolts import data
 from nnbolts.data import (
     load_digits,

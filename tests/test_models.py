@@ -8,8 +8,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from nnbolts.models import INITIALIZERS, Activation, mlp
 from torch import nn
+
+from nnbolts.models import INITIALIZERS, Activation, mlp
 
 
 def seeded(seed: int = 0) -> torch.Generator:

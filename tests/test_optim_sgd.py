@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from nnbolts.optim import SGD, SGDVelocity, sgd_init, sgd_step, sgd_velocity_init, sgd_velocity_step
 from optim_oracle import (
     compare_with_torch,
     kwargs_id,
@@ -12,6 +11,8 @@ from optim_oracle import (
     run_on_meta,
     state_dict_round_trip,
 )
+
+from nnbolts.optim import SGD, SGDVelocity, sgd_init, sgd_step, sgd_velocity_init, sgd_velocity_step
 
 GRID = [
     kw for kw in option_grid(

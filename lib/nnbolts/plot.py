@@ -332,7 +332,8 @@ def animate_trajectories(
         paths.append((h, v))
         lines.append(line)
         heads.append(head)
-    ax.legend(fontsize="small", loc="best")
+    # A fixed place: "best" is recomputed on every frame (slow) and makes the legend jump.
+    ax.legend(fontsize="small", loc="upper center")
     title = ax.set_title(f"{landscape.name}: step {longest}")
     # Lay the figure out once, for the longest title, and freeze it: the frames then line up
     # and each one is cheaper to render.

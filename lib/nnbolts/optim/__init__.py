@@ -8,7 +8,9 @@ from ._base import RuleOptimizer
 from .adabound import AdaBound, adabound_bounds, adabound_init, adabound_step
 from .adadelta import Adadelta, adadelta_init, adadelta_step
 from .adagrad import Adagrad, adagrad_init, adagrad_step
+from .adam import Adam, AdamW, adam_init, adam_step, adamw_init, adamw_step
 from .lookahead import Lookahead, lookahead_init, lookahead_step
+from .nadam import NAdam, nadam_init, nadam_step
 from .rmsprop import RMSprop, rmsprop_init, rmsprop_step
 from .sgd import SGD, SGDVelocity, sgd_init, sgd_step, sgd_velocity_init, sgd_velocity_step
 
@@ -19,6 +21,9 @@ __all__ = [
     "Adagrad", "adagrad_init", "adagrad_step",
     "RMSprop", "rmsprop_init", "rmsprop_step",
     "Adadelta", "adadelta_init", "adadelta_step",
+    "Adam", "adam_init", "adam_step",
+    "AdamW", "adamw_init", "adamw_step",
+    "NAdam", "nadam_init", "nadam_step",
     "AdaBound", "adabound_init", "adabound_step", "adabound_bounds",
     "Lookahead", "lookahead_init", "lookahead_step",
 ]
