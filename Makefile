@@ -19,7 +19,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check lib tests benchmarks
 
 pytest: $(STAMP)
-	$(PY) -m pytest -n 2
+	# one torch thread per worker: two xdist workers on two cores must not oversubscribe them
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2
 
 test: lint book pytest
 
