@@ -322,3 +322,23 @@ def test_bad_inputs_get_clear_errors():
         grad_norms([torch.ones(2)])
     with pytest.raises(ValueError, match="Invalid norm type"):
         grad_norms(net, -1.0)
+
+
+def test_mlp_activation_layers_are_recorded_and_saturation_known():
+    from nnbolts.models import mlp
+
+    model = mlp([3, 5, 5, 1], activation="tanh", generator=torch.Generator().manual_seed(0))
+    X = torch.randn(16, 3, generator=torch.Generator().manual_seed(1)) * 50
+    report = layer_stats(model, X)
+    kinds = [type(m).__name__ for m in model]
+    assert len(report.to_rows()) == len(kinds)
+    tanh_rows = [r for r in report.to_rows() if r["saturated_fraction"] is not None]
+    assert len(tanh_rows) == 2 and tanh_rows[0]["saturated_fraction"] > 0.5  # inputs ~ 50
+
+
+def test_layer_stats_survives_a_diverged_network():
+    model = nn.Sequential(nn.Linear(2, 3), nn.Tanh())
+    with torch.no_grad():
+        model[0].weight.fill_(float("nan"))
+    report = layer_stats(model, torch.ones(4, 2))
+    assert report.to_rows()

@@ -214,7 +214,8 @@ def relu(z: torch.Tensor) -> torch.Tensor:
     """
     check_floating("z", z)
     # Written as "z < 0 -> 0" rather than "z > 0 -> z" so that a NaN input stays NaN, as in torch.
-    return torch.where(z < 0, 0.0, z)
+    # `z > 0` (not `z < 0`) so that autograd, like torch, takes the derivative at 0 to be 0
+    return torch.where(z > 0, z, 0.0)
 
 
 def relu_grad(z: torch.Tensor) -> torch.Tensor:

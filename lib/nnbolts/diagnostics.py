@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ._checks import check_floating, check_int, check_like, check_number, check_tensor
+from .models import Activation
 
 __all__ = [
     "LayerStats",
@@ -57,13 +58,19 @@ def output_range(module: nn.Module) -> tuple[float, float] | None:
         return (0.0, 1.0)
     if isinstance(module, nn.Hardtanh) and not isinstance(module, nn.ReLU6):
         return (float(module.min_val), float(module.max_val))
+    if isinstance(module, Activation):
+        return _BOUNDED.get(module.name)
     return None
+
+
+_BOUNDED = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
 
 
 def _is_activation(module: nn.Module) -> bool:
     # torch keeps its activation modules in one file; MultiheadAttention lives there too but
     # returns a tuple and is a layer, not a pointwise activation.
-    return (
+    # nnbolts.models.mlp builds its non-linearities from nnbolts' own Activation layer.
+    return isinstance(module, Activation) or (
         type(module).__module__ == "torch.nn.modules.activation"
         and not isinstance(module, nn.MultiheadAttention)
     )
@@ -345,6 +352,12 @@ def _cell(value) -> str:
 def _histogram(t: torch.Tensor, bins: int, hist_range: tuple[float, float] | None):
     """``torch.histc`` counts and the matching edges, both on ``t``'s device."""
     t = _as_stat_dtype(t.detach()).reshape(-1)
+    # A diverged network has inf/NaN outputs: histogram the finite ones instead of failing.
+    t = t[torch.isfinite(t)]
+    if t.numel() == 0:
+        lo, hi = hist_range if hist_range is not None else (-1.0, 1.0)
+        return (torch.zeros(bins, dtype=t.dtype, device=t.device),
+                torch.linspace(float(lo), float(hi), bins + 1, dtype=t.dtype, device=t.device))
     if hist_range is not None:
         lo, hi = float(hist_range[0]), float(hist_range[1])
         counts = torch.histc(t, bins=bins, min=lo, max=hi)
