@@ -43,6 +43,19 @@ def check_step_inputs(param, grad, state) -> None:
             check_like(f"state[{key!r}]", value, "param", param)
 
 
+def check_state(state, keys, hint: str) -> None:
+    """A pure step needs the state its ``*_init`` made (``hint`` says which call), with an int
+    step count. A ``state`` that is not a dict is left to :func:`check_step_inputs`."""
+    if not isinstance(state, dict):
+        return
+    for key in keys:
+        if key not in state:
+            raise ValueError(f"state has no {key!r}; create the state with {hint}")
+    step = state.get("step", 0)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise TypeError(f"expected state['step'] to be an int >= 0, got {step!r}")
+
+
 def pure_step(kernel: Callable, param, grad, state, hp: dict):
     """Run the in-place ``kernel`` on copies: the pure form ``(param, state) -> (new, new)``."""
     check_step_inputs(param, grad, state)

@@ -27,6 +27,7 @@ from ._base import (
     check_betas,
     check_eps,
     check_lr,
+    check_state,
     check_weight_decay,
     pure_step,
 )
@@ -46,16 +47,9 @@ def _check_adabound(lr, betas, final_lr, gamma, eps, weight_decay):
 
 def _check_adabound_state(state, amsbound):
     """The pure step's state must be one that :func:`adabound_init` made (same ``amsbound``)."""
-    if not isinstance(state, dict):
-        return  # pure_step reports the type
     keys = ["step", "exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if amsbound else [])
-    for key in keys:
-        if key not in state:
-            hint = "adabound_init(param, amsbound=True)" if amsbound else "adabound_init(param)"
-            raise ValueError(f"state has no {key!r}; create the state with {hint}")
-    step = state["step"]
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise TypeError(f"expected state['step'] to be an int >= 0, got {step!r}")
+    hint = "adabound_init(param, amsbound=True)" if amsbound else "adabound_init(param)"
+    check_state(state, keys, hint)
 
 
 def adabound_bounds(step: int, *, final_lr: float, gamma: float) -> tuple[float, float]:

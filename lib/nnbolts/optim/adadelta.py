@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_int, check_number
-from ._base import RuleOptimizer, check_eps, check_lr, check_weight_decay, pure_step
+from .._checks import check_number
+from ._base import RuleOptimizer, check_eps, check_lr, check_state, check_weight_decay, pure_step
 
 __all__ = ["Adadelta", "adadelta_init", "adadelta_step"]
 
@@ -18,16 +18,6 @@ def _check_adadelta(lr, rho, eps, weight_decay):
     check_number("rho value", rho, low=0.0, high=1.0)
     check_eps(eps)
     check_weight_decay(weight_decay)
-
-
-def _check_state(state, keys, init_name):
-    """A pure step needs the state its ``*_init`` makes, with an int step count."""
-    if not isinstance(state, dict):
-        return  # pure_step reports a state that is not a dict
-    missing = [key for key in keys if key not in state]
-    if missing:
-        raise ValueError(f"state has no {missing[0]!r}: start from {init_name}(param)")
-    check_int("state['step']", state["step"], low=0)
 
 
 def _adadelta_(param, grad, state, *, lr, rho, eps, weight_decay, maximize):
@@ -83,7 +73,7 @@ def adadelta_step(param, grad, state, *, lr=1.0, rho=0.9, eps=1e-6, weight_decay
         (tensor([0.4000]), tensor([0.0900]))
     """
     _check_adadelta(lr, rho, eps, weight_decay)
-    _check_state(state, ("step", "square_avg", "acc_delta"), "adadelta_init")
+    check_state(state, ("step", "square_avg", "acc_delta"), "adadelta_init(param)")
     return pure_step(_adadelta_, param, grad, state, dict(
         lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_int, check_number
-from ._base import RuleOptimizer, check_eps, check_lr, check_weight_decay, pure_step
+from .._checks import check_number
+from ._base import RuleOptimizer, check_eps, check_lr, check_state, check_weight_decay, pure_step
 
 __all__ = ["Adagrad", "adagrad_init", "adagrad_step"]
 
@@ -22,16 +22,6 @@ def _check_adagrad(lr, lr_decay, weight_decay, eps):
 
 def _check_initial_accumulator(value):
     check_number("initial_accumulator_value value", value, low=0.0)
-
-
-def _check_state(state, keys, init_name):
-    """A pure step needs the state its ``*_init`` makes, with an int step count."""
-    if not isinstance(state, dict):
-        return  # pure_step reports a state that is not a dict
-    missing = [key for key in keys if key not in state]
-    if missing:
-        raise ValueError(f"state has no {missing[0]!r}: start from {init_name}(param)")
-    check_int("state['step']", state["step"], low=0)
 
 
 def _adagrad_(param, grad, state, *, lr, lr_decay, weight_decay, eps, maximize):
@@ -89,7 +79,7 @@ def adagrad_step(param, grad, state, *, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
         (tensor([0.9000]), tensor([0.2500]), 1)
     """
     _check_adagrad(lr, lr_decay, weight_decay, eps)
-    _check_state(state, ("step", "sum"), "adagrad_init")
+    check_state(state, ("step", "sum"), "adagrad_init(param)")
     return pure_step(_adagrad_, param, grad, state, dict(
         lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps, maximize=maximize))
 

@@ -26,6 +26,7 @@ from ._base import (
     check_betas,
     check_eps,
     check_lr,
+    check_state,
     check_weight_decay,
     pure_step,
 )
@@ -46,16 +47,9 @@ def _check_adam(lr, betas, eps, weight_decay):
 
 def _check_adam_state(state, amsgrad, init_name):
     """The pure step's state must be one that ``*_init`` made (with the same ``amsgrad``)."""
-    if not isinstance(state, dict):
-        return  # pure_step reports the type
     keys = ["step", "exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if amsgrad else [])
-    for key in keys:
-        if key not in state:
-            hint = f"{init_name}(param, amsgrad=True)" if amsgrad else f"{init_name}(param)"
-            raise ValueError(f"state has no {key!r}; create the state with {hint}")
-    step = state["step"]
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise TypeError(f"expected state['step'] to be an int >= 0, got {step!r}")
+    hint = f"{init_name}(param, amsgrad=True)" if amsgrad else f"{init_name}(param)"
+    check_state(state, keys, hint)
 
 
 # --------------------------------------------------------------------------------------------

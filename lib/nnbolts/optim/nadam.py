@@ -16,6 +16,7 @@ from ._base import (
     check_betas,
     check_eps,
     check_lr,
+    check_state,
     check_weight_decay,
     pure_step,
 )
@@ -39,14 +40,9 @@ def _check_nadam(lr, betas, eps, weight_decay, momentum_decay):
 
 
 def _check_nadam_state(state):
+    check_state(state, ("step", "mu_product", "exp_avg", "exp_avg_sq"), "nadam_init(param)")
     if not isinstance(state, dict):
-        return  # pure_step reports the type
-    for key in ("step", "mu_product", "exp_avg", "exp_avg_sq"):
-        if key not in state:
-            raise ValueError(f"state has no {key!r}; create the state with nadam_init(param)")
-    step = state["step"]
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise TypeError(f"expected state['step'] to be an int >= 0, got {step!r}")
+        return
     mu_product = state["mu_product"]
     if isinstance(mu_product, bool) or not isinstance(mu_product, numbers.Real):
         raise TypeError(

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_int, check_number
-from ._base import RuleOptimizer, check_eps, check_lr, check_weight_decay, pure_step
+from .._checks import check_number
+from ._base import RuleOptimizer, check_eps, check_lr, check_state, check_weight_decay, pure_step
 
 __all__ = ["RMSprop", "rmsprop_init", "rmsprop_step"]
 
@@ -24,16 +24,6 @@ def _check_rmsprop(lr, alpha, eps, weight_decay, momentum, nesterov):
     check_number("alpha value", alpha, low=0.0, high=1.0)
     if nesterov and momentum <= 0:
         raise ValueError("Nesterov momentum requires a momentum > 0")
-
-
-def _check_state(state, keys, init_name):
-    """A pure step needs the state its ``*_init`` makes, with an int step count."""
-    if not isinstance(state, dict):
-        return  # pure_step reports a state that is not a dict
-    missing = [key for key in keys if key not in state]
-    if missing:
-        raise ValueError(f"state has no {missing[0]!r}: start from {init_name}(param)")
-    check_int("state['step']", state["step"], low=0)
 
 
 def _buffer(state, key, param):
@@ -153,7 +143,7 @@ def rmsprop_step(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_de
         (tensor([0.9800]), tensor([0.0625]))
     """
     _check_rmsprop(lr, alpha, eps, weight_decay, momentum, nesterov)
-    _check_state(state, ("step", "square_avg"), "rmsprop_init")
+    check_state(state, ("step", "square_avg"), "rmsprop_init(param)")
     return pure_step(_rmsprop_, param, grad, state, dict(
         lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
         centered=centered, maximize=maximize, eps_inside_sqrt=eps_inside_sqrt,
