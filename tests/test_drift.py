@@ -1,0 +1,84 @@
+"""Keep the library, the book and the public API from drifting apart.
+
+- every public callable of nnbolts has a docstring;
+- every "Explained in: book/<chapter>.md" in a docstring names a chapter that exists and is in
+  the book's table of contents;
+- every update rule in nnbolts.optim is a pure pair ``<rule>_init`` / ``<rule>_step`` plus a
+  class, so exercises can mirror the signatures;
+- the chapters import nnbolts rather than re-implementing it.
+"""
+
+import importlib
+import inspect
+import pkgutil
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+import nnbolts
+import nnbolts.optim
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def public_modules():
+    names = []
+    for info in pkgutil.walk_packages(nnbolts.__path__, "nnbolts."):
+        if not any(part.startswith("_") for part in info.name.split(".")):
+            names.append(info.name)
+    return names
+
+
+def public_callables(module):
+    for name, obj in vars(module).items():
+        if name.startswith("_") or not callable(obj):
+            continue
+        if getattr(obj, "__module__", None) != module.__name__:
+            continue
+        yield name, obj
+
+
+def toc_pages():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    pages = {toc["root"]}
+    for part in toc.get("parts", []):
+        for chapter in part["chapters"]:
+            pages.add(chapter["file"])
+    return pages
+
+
+@pytest.mark.parametrize("module_name", public_modules())
+def test_public_callables_have_docstrings(module_name):
+    module = importlib.import_module(module_name)
+    assert module.__doc__, f"{module_name} has no module docstring"
+    missing = [name for name, obj in public_callables(module) if not inspect.getdoc(obj)]
+    assert not missing, f"{module_name}: no docstring for {missing}"
+
+
+def test_docstring_chapter_references_exist_in_the_book():
+    pages = toc_pages()
+    referenced = set()
+    for path in (ROOT / "lib" / "nnbolts").rglob("*.py"):
+        referenced |= set(re.findall(r"book/([a-z_]+)\.md", path.read_text()))
+    assert referenced, "no docstring names a chapter"
+    missing = sorted(ref for ref in referenced if f"book/{ref}" not in pages)
+    assert not missing, f"docstrings point to chapters missing from _toc.yml: {missing}"
+
+
+def test_every_optimizer_rule_is_a_pure_pair_and_a_class():
+    rules = [name[: -len("_step")] for name in nnbolts.optim.__all__ if name.endswith("_step")]
+    assert len(rules) >= 10, rules
+    for rule in rules:
+        init, step = getattr(nnbolts.optim, f"{rule}_init"), getattr(nnbolts.optim, f"{rule}_step")
+        params = list(inspect.signature(step).parameters.values())
+        assert [p.name for p in params[:2]] == ["param", "grad"] or rule == "lookahead", rule
+        assert all(p.kind is p.KEYWORD_ONLY for p in params[3:]), f"{rule}_step hyperparameters"
+        assert callable(init)
+
+
+@pytest.mark.parametrize("page", sorted(p for p in toc_pages() if p != "book/intro"))
+def test_executed_chapters_use_the_library(page):
+    source = (ROOT / f"{page}.md").read_text()
+    assert "import nnbolts" in source or "from nnbolts" in source, f"{page} never calls nnbolts"
