@@ -1,0 +1,127 @@
+"""Grading a learning-rate schedule (a callable ``step -> lr``) against nnbolts'."""
+
+from __future__ import annotations
+
+from ._compare import compare_lists, compare_numbers, fmt_number
+from ._engine import DEFAULT_BUDGET, DEFAULT_TIMEOUT, Session, Where, describe_call, fail
+
+_STEP_HINT = ("step counts completed updates, so the first update uses schedule(0); check "
+              "where the step count enters the formula")
+
+
+def _diagnose(expected: list, got: list, rtol: float, atol: float,
+              reference=None) -> list[tuple[str, str]]:
+    """Known mistakes, read off the two sequences of rates (name, hint)."""
+    found = []
+    n = len(expected)
+    if n > 2 and compare_lists(expected[1:], got[:-1], rtol, atol)[0] is None:
+        found.append(("off by one step: schedule(t) gives the rate of step t + 1", _STEP_HINT))
+    if n > 2 and compare_lists(expected[:-1], got[1:], rtol, atol)[0] is None:
+        found.append(("off by one step: schedule(t) gives the rate of step t − 1", _STEP_HINT))
+    if expected and expected[0] and got and all(e for e in expected):
+        ratio = got[0] / expected[0]
+        if ratio != 1 and compare_lists([e * ratio for e in expected], got, rtol,
+                                        atol)[0] is None:
+            found.append((f"every rate is {fmt_number(ratio)} times the expected one",
+                          "return the learning rate itself (not a factor of it), starting "
+                          "from the rate the schedule was given"))
+    name = getattr(reference, "_name", None)
+    if name == "step_decay":
+        smooth = [reference.lr * reference.gamma ** (t / reference.step_size) for t in range(n)]
+        if compare_lists(smooth, got, rtol, atol)[0] is None:
+            found.append(("the decay is continuous instead of a staircase",
+                          "the exponent is the number of *completed* periods, an integer "
+                          "(floor division)"))
+    return found
+
+
+def check_schedule(student, reference, *, steps=100, configs=None, name=None, rtol=1e-6,
+                   atol=1e-12, timeout=DEFAULT_TIMEOUT, budget=DEFAULT_BUDGET, forbid=(),
+                   allow=(), anti_cheat=True) -> None:
+    """Grade a learning-rate schedule: ``schedule(step) -> lr`` for ``step`` in
+    ``range(steps)`` (or the given iterable of steps) against the reference's rates.
+
+    Without ``configs``, ``student`` and ``reference`` are schedules (callables). With
+    ``configs`` (a list of keyword dicts) they are *factories* — ``cosine(lr, total_steps)`` —
+    and every configuration builds one schedule on each side.
+
+    Rates must be Python numbers (a tensor is refused) and match within ``rtol``/``atol``
+    (default 1e-6 relative: schedules are float64 Python arithmetic, torch's schedulers
+    float32-accurate). The schedule must be a pure function of the step: it is also evaluated
+    in reverse order and must give the same rates (a schedule that counts its own calls fails).
+    The message recognises a schedule off by one step (the first update uses ``schedule(0)``),
+    one off by a constant factor (a multiplier instead of a rate) and a step decay computed
+    without the floor. Calls into nnbolts' schedules count as cheating, so when grading a
+    wrapper (``warmup``, ``sequence``) wrap plain functions (``lambda t: 0.1``) or the student's
+    own schedules, not nnbolts schedule objects. Other arguments as in :func:`check_function`.
+
+    Example hidden-test cell: ``check_schedule(cosine, nnbolts.schedules.cosine,
+    configs=[dict(lr=0.1, total_steps=50)], steps=80)``
+    """
+    step_list = list(range(steps)) if isinstance(steps, int) else [int(s) for s in steps]
+    label = name or getattr(reference, "__name__", None) or repr(reference)
+    session = Session(label, [reference if configs is not None else None], timeout=timeout,
+                      budget=budget, forbid=forbid, allow=allow,
+                      anti_cheat=anti_cheat)
+
+    def body():
+        session.vet_student(student)
+        pairs = []
+        if configs is None:
+            pairs.append(({}, reference, student))
+        else:
+            for config in configs:
+                ref = session.reference(reference, **config)
+                call_text = describe_call(label, [], (), config)
+                where = Where(extra=f"configuration {len(pairs) + 1} of {len(configs)}")
+                built = session.student(lambda c=config: student(**c), where, call_text)
+                if not callable(built):
+                    fail(label, f"returned {type(built).__name__}, not a schedule (a callable "
+                         "step -> lr)", where, [f"call: {call_text}"])
+                session.vet_student(built, label)
+                pairs.append((config, ref, built))
+        for k, (config, ref, stu) in enumerate(pairs):
+            _compare_schedule(session, label, config, ref, stu, step_list, rtol, atol, k,
+                              len(pairs))
+
+    session.run(body)
+
+
+def _compare_schedule(session, label, config, ref, stu, step_list, rtol, atol, k, n):
+    made = describe_call(label, [], (), config) if config else label
+    expected = [float(session.reference(ref, t)) for t in step_list]
+    got = []
+    for t in step_list:
+        where = Where(extra=f"step {t}" + (f", configuration {k + 1} of {n}" if n > 1 else ""))
+        call_text = f"{made}({t})" if config else f"schedule({t})"
+        value = session.student(lambda t=t: stu(t), where, call_text)
+        mismatch = compare_numbers(expected[len(got)], value, rtol, atol)
+        if mismatch is not None and mismatch.what == "type":
+            fail(label, mismatch.text, where, [f"call: {call_text}"])
+        got.append(float(value))
+    first, bad, max_abs, max_rel = compare_lists(expected, got, rtol, atol)
+    if first is not None:
+        t = step_list[first]
+        where = Where(extra=f"step {t}" + (f", configuration {k + 1} of {n}" if n > 1 else ""))
+        diagnosed = _diagnose(expected, got, rtol, atol, ref) if step_list == list(
+            range(len(step_list))) else []
+        lines = [f"schedule: {made}" if config else "",
+                 f"first difference at step {t}: expected {fmt_number(expected[first])}, got "
+                 f"{fmt_number(got[first])}",
+                 f"{bad} of {len(got)} steps differ; max abs error {fmt_number(max_abs)}, max "
+                 f"rel error {fmt_number(max_rel)} (tolerance rtol={rtol:.3g}, atol={atol:.3g})",
+                 *[f"This looks like: {m} (hint: {h})" for m, h in diagnosed]]
+        fail(label, "wrong learning rate", where, lines)
+    again = []
+    for t in reversed(step_list):
+        again.append(float(session.student(lambda t=t: stu(t), Where(extra=f"step {t}"),
+                                           f"schedule({t})")))
+    again.reverse()
+    first, _, _, _ = compare_lists(got, again, 0.0, 0.0, exact=True)
+    if first is not None:
+        t = step_list[first]
+        fail(label, "is not a pure function of the step", Where(extra=f"step {t}"), [
+            f"schedule({t}) gave {fmt_number(got[first])} when the steps were evaluated in "
+            f"order and {fmt_number(again[first])} when evaluated in reverse order",
+            "a schedule must compute the rate from its argument alone, without counting its "
+            "own calls or keeping other state"])
