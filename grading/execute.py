@@ -1,0 +1,434 @@
+"""Execute one prepared notebook in a sandboxed kernel, with a per-cell and a per-notebook limit.
+
+A small executor on top of ``jupyter_client`` rather than nbclient's, because grading needs what
+a notebook runner does not:
+
+* the kernel's own verdict for every cell (``execute_reply`` status): an exception swallowed by a
+  custom IPython exception handler still counts as an error;
+* a cell that never ran -- the kernel died, or the notebook ran out of time -- is an error, not an
+  empty (and so, for nbgrader, full-marks) output;
+* after a timeout the kernel is interrupted and, if it does not come back within a few seconds,
+  killed; either way grading of this notebook ends in a bounded time and other notebooks go on;
+* output is capped, so a submission that prints gigabytes cannot exhaust the grader's memory;
+* in a test cell, failures are moved before any result a student's code may have displayed,
+  which nbgrader would otherwise read as partial credit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Empty
+
+import nbformat
+from nbformat import NotebookNode
+
+from grading import sandbox
+from grading.integrity import MARK
+
+NOT_RUN = "CellNotExecuted"
+MAX_OUTPUT_CHARS = 200_000  # per cell
+_INTERRUPT_GRACE = 5.0  # seconds a timed-out kernel gets to answer an interrupt
+
+
+@dataclass
+class Limits:
+    cell_timeout: float = 60.0
+    submission_timeout: float = 300.0
+    memory_bytes: int | None = 4 * 2**30
+    file_size_bytes: int | None = 64 * 2**20
+    threads: int = 1
+    startup_timeout: float = 60.0
+    use_landlock: bool = True
+    preload: tuple[str, ...] = ()  # modules imported at kernel start, before any student code
+
+
+@dataclass
+class Outcome:
+    """What happened while executing one notebook."""
+
+    events: list[str] = field(default_factory=list)  # for the report: timeouts, crashes, ...
+    kernel_died: bool = False
+    timed_out: bool = False
+    seconds: float = 0.0
+    sandboxed: str = ""
+
+
+class _KernelGone(Exception):
+    pass
+
+
+class _CellTimeout(Exception):
+    pass
+
+
+def _error_output(ename: str, evalue: str) -> NotebookNode:
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue,
+                                  traceback=[f"{ename}: {evalue}"])
+
+
+def _add_output(cell: NotebookNode, out: NotebookNode, budget: list[int]) -> None:
+    size = len(str(out.get("text", ""))) + sum(len(str(v)) for v in out.get("data", {}).values())
+    if budget[0] <= 0:
+        return
+    budget[0] -= size
+    if budget[0] <= 0:
+        cell.outputs.append(nbformat.v4.new_output(
+            "stream", name="stdout", text="\n... output truncated by the grader ...\n"))
+        return
+    if (out.output_type == "stream" and cell.outputs and cell.outputs[-1].output_type == "stream"
+            and cell.outputs[-1].name == out.name):
+        cell.outputs[-1].text += out.text
+    else:
+        cell.outputs.append(out)
+
+
+async def _run_cell(km, kc, cell: NotebookNode, timeout: float) -> dict:
+    """Execute ``cell`` and fill its outputs; return the ``execute_reply`` content."""
+    msg_id = kc.execute(cell.source, store_history=True, allow_stdin=False, stop_on_error=False)
+    cell.outputs = []
+    budget = [MAX_OUTPUT_CHARS]
+    deadline = time.monotonic() + timeout
+    reply, idle = None, False
+    clear_pending = False
+    next_alive_check = time.monotonic() + 1.0
+    while reply is None or not idle:
+        now = time.monotonic()
+        if now > deadline:
+            raise _CellTimeout
+        if now > next_alive_check:
+            next_alive_check = now + 1.0
+            if not await km.is_alive():
+                raise _KernelGone
+        if reply is None:
+            # the reply usually comes just before the final "idle": once idle, wait on it
+            try:
+                msg = await kc.get_shell_msg(timeout=0.05 if idle else 0)
+                if msg["parent_header"].get("msg_id") == msg_id:
+                    reply = msg["content"]
+            except Empty:
+                pass
+        if idle:
+            continue
+        try:
+            msg = await kc.get_iopub_msg(timeout=0.05)
+        except Empty:
+            continue
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "status":
+            idle = content.get("execution_state") == "idle"
+        elif kind == "execute_input":
+            cell.execution_count = content.get("execution_count")
+        elif kind == "clear_output":
+            if content.get("wait"):
+                clear_pending = True
+            else:
+                cell.outputs = []
+        elif kind in ("stream", "display_data", "execute_result", "error"):
+            if clear_pending:
+                cell.outputs, clear_pending = [], False
+            _add_output(cell, nbformat.v4.output_from_msg(msg), budget)
+    return reply
+
+
+def _failures_first(cell: NotebookNode) -> None:
+    """Put errors and stderr before any other output of a test cell.
+
+    nbgrader scores a test cell by its *first* telling output: an error or stderr gives 0, but a
+    number shown as a result (``execute_result``) gives that many points. Student code can emit
+    such a result (``get_ipython().displayhook(1)``) before the test fails; moving the failures
+    to the front makes the failure count.
+    """
+    cell.outputs.sort(key=lambda o: not (o.output_type == "error" or (
+        o.output_type == "stream" and o.get("name") == "stderr")))
+
+
+def _stamp(cell: NotebookNode, reason: str) -> None:
+    cell.outputs = [_error_output(NOT_RUN, reason)]
+
+
+def _kill_group(km) -> None:
+    process = getattr(getattr(km, "provisioner", None), "process", None)
+    if process is None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # the kernel and whatever it started
+    except (ProcessLookupError, PermissionError, OSError):
+        pass
+
+
+def _exit_text(km) -> str:
+    process = getattr(getattr(km, "provisioner", None), "process", None)
+    code = process.poll() if process is not None else None
+    if code is None:
+        return "the kernel died"
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else code
+        return f"the kernel was killed by signal {name}"
+    return f"the kernel exited with status {code}"
+
+
+# --------------------------------------------------------------------------------------------
+# kernels forked from a pre-loaded zygote (grading/zygote.py)
+# --------------------------------------------------------------------------------------------
+
+
+class Zygote:
+    """The grader's handle on a running ``grading.zygote`` process."""
+
+    def __init__(self, preload: tuple[str, ...], scratch: str, threads: int = 1):
+        home = tempfile.mkdtemp(prefix="zygote-", dir=scratch)
+        env = sandbox.kernel_env(home, threads)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "grading.zygote", json.dumps(list(preload))],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        self._ids = itertools.count()
+        self._pending: dict[int, tuple] = {}
+        self._exits: dict[int, int] = {}
+        self._ready = threading.Event()
+        self._write_lock = threading.Lock()
+        self.warnings: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self._proc.stdout:
+            msg = json.loads(line)
+            if "ready" in msg:
+                self._ready.set()
+            elif "warning" in msg:
+                self.warnings.append(msg["warning"])
+            elif "exit" in msg:
+                self._exits[msg["exit"]] = msg["code"]
+            elif "id" in msg and msg["id"] in self._pending:
+                loop, future = self._pending.pop(msg["id"])
+                loop.call_soon_threadsafe(future.set_result, msg)
+        self._ready.set()  # the zygote is gone: nobody waits for it any more
+
+    @property
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self._ready.wait(timeout) and self.alive
+
+    async def fork(self, request: dict, timeout: float = 30.0) -> int:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        request_id = next(self._ids)
+        self._pending[request_id] = (loop, future)
+        with self._write_lock:
+            self._proc.stdin.write((json.dumps({"id": request_id, **request}) + "\n").encode())
+            self._proc.stdin.flush()
+        reply = await asyncio.wait_for(future, timeout)
+        if "error" in reply:
+            raise OSError(f"the zygote could not fork: {reply['error']}")
+        return reply["pid"]
+
+    async def audit(self, items: list[dict], timeout: float = 120.0) -> list[list[str]]:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        request_id = next(self._ids)
+        self._pending[request_id] = (loop, future)
+        with self._write_lock:
+            self._proc.stdin.write((json.dumps({"id": request_id, "audit": items}) + "\n")
+                                   .encode())
+            self._proc.stdin.flush()
+        return (await asyncio.wait_for(future, timeout))["findings"]
+
+    def returncode(self, pid: int) -> int | None:
+        if pid in self._exits:
+            return self._exits[pid]
+        return None if self.alive else -signal.SIGKILL
+
+    def close(self) -> None:
+        try:
+            self._proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+
+class _ForkedProcess:
+    """What jupyter_client's provisioner expects of a ``Popen``, for a kernel the zygote forked."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, pid: int, zygote: Zygote):
+        self.pid, self._zygote = pid, zygote
+
+    @property
+    def returncode(self) -> int | None:
+        return self._zygote.returncode(self.pid)
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if end is not None and time.monotonic() > end:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout)
+            time.sleep(0.02)
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+
+def _zygote_provisioner(km, zygote: Zygote, spec: dict, log_path: str):
+    from jupyter_client.provisioning.local_provisioner import LocalProvisioner
+
+    class ZygoteProvisioner(LocalProvisioner):
+        async def launch_kernel(self, cmd, **kwargs):
+            pid = await zygote.fork({"spec": spec, "connection_file": km.connection_file,
+                                     "log": log_path})
+            self.process = _ForkedProcess(pid, zygote)
+            self.pid = self.pgid = pid  # the child starts its own session
+            self.cwd = spec["workdir"]
+            return self.connection_info
+
+    return ZygoteProvisioner(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km)
+
+
+async def execute(nb: NotebookNode, limits: Limits, *, log_path: Path | None = None,
+                  scratch_root: str | None = None, zygote: Zygote | None = None) -> Outcome:
+    """Run the code cells of ``nb`` in order, in place, skipping those the integrity step zeroed."""
+    outcome = Outcome()
+    start = time.monotonic()
+    deadline = start + limits.submission_timeout
+    workdir = tempfile.mkdtemp(prefix="grade-", dir=scratch_root)
+    os.chmod(workdir, 0o700)
+    manager_class = sandbox.SandboxedKernelManager
+    km = manager_class(transport="ipc", ip=os.path.join(workdir, "kernel"))
+    km.connection_file = os.path.join(workdir, "connection.json")
+    km.sandbox_spec = sandbox.kernel_spec_for(
+        workdir, memory_bytes=limits.memory_bytes, file_size_bytes=limits.file_size_bytes,
+        threads=limits.threads, use_landlock=limits.use_landlock)
+    abi = km.sandbox_spec["landlock_abi"]
+    outcome.sandboxed = f"landlock ABI {abi}" if abi else "no landlock (rlimits and clean env only)"
+    log_file = str(log_path) if log_path else os.devnull
+    if zygote is not None and zygote.alive:
+        km.kernel_id = os.path.basename(workdir)
+        km.provisioner = _zygote_provisioner(km, zygote, km.sandbox_spec, log_file)
+        outcome.sandboxed += ", forked from a pre-loaded zygote"
+    log = open(log_file, "ab")
+    kc = None
+    stop_reason = None
+    try:
+        try:
+            # exec_lines run before the first cell, so these modules see torch and the
+            # builtins as they were before any student code (nnbolts.grading captures the
+            # genuine comparison functions at import); __import__ binds no name.
+            extra = [f'--IPKernelApp.exec_lines=__import__("{m}")' for m in limits.preload]
+            await km.start_kernel(stdout=log, stderr=log, cwd=workdir, extra_arguments=extra)
+            kc = km.client()
+            kc.start_channels()
+            await kc.wait_for_ready(timeout=min(limits.startup_timeout, limits.submission_timeout))
+        except Exception as exc:
+            stop_reason = f"the kernel did not start ({type(exc).__name__}: {exc})"
+            outcome.kernel_died = True
+            outcome.events.append(stop_reason)
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code" or MARK in cell.metadata:
+                continue
+            if stop_reason is not None:
+                _stamp(cell, f"This cell was not executed: {stop_reason}.")
+                continue
+            if not cell.source.strip():
+                continue
+            remaining = deadline - time.monotonic()
+            timeout = min(limits.cell_timeout, remaining)
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            label = f"cell {gid}" if gid else f"added cell {index}"
+            try:
+                if timeout <= 0:
+                    raise _CellTimeout
+                reply = await _run_cell(km, kc, cell, timeout)
+            except _CellTimeout:
+                if remaining <= limits.cell_timeout:
+                    stop_reason = (f"the notebook ran past its time limit of "
+                                   f"{limits.submission_timeout:g} s")
+                    outcome.timed_out = True
+                    outcome.events.append(f"{stop_reason} (in {label})")
+                    cell.outputs.append(_error_output("TimeoutError", stop_reason))
+                    continue
+                outcome.events.append(f"{label} ran past the per-cell time limit of "
+                                      f"{limits.cell_timeout:g} s")
+                cell.outputs.append(_error_output(
+                    "TimeoutError", f"this cell ran past its time limit of "
+                    f"{limits.cell_timeout:g} s and was interrupted"))
+                if not await _recover(km, kc, deadline):
+                    stop_reason = "the kernel did not respond after a timeout and was stopped"
+                    outcome.timed_out = True
+                    outcome.events.append(stop_reason)
+                continue
+            except _KernelGone:
+                stop_reason = f"{_exit_text(km)} while running {label}"
+                outcome.kernel_died = True
+                outcome.events.append(stop_reason)
+                cell.outputs.append(_error_output("DeadKernelError", stop_reason))
+                continue
+            if reply.get("status") != "ok" and not any(
+                    o.output_type == "error" for o in cell.outputs):
+                ename = reply.get("ename") or "Error"
+                evalue = reply.get("evalue") or "the kernel reported an error that was not shown"
+                cell.outputs.append(_error_output(ename, evalue))
+                outcome.events.append(f"{label} raised {ename} but the error was hidden "
+                                      "from the notebook's output")
+            if gid:
+                _failures_first(cell)
+    finally:
+        if kc is not None:
+            kc.stop_channels()
+        try:
+            await asyncio.wait_for(km.shutdown_kernel(now=True), timeout=10)
+        except Exception:
+            pass
+        _kill_group(km)
+        log.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+        outcome.seconds = time.monotonic() - start
+    return outcome
+
+
+async def _recover(km, kc, deadline: float) -> bool:
+    """Interrupt a timed-out kernel and check that it answers again."""
+    try:
+        await km.interrupt_kernel()
+    except Exception:
+        return False
+    probe = nbformat.v4.new_code_cell("None")
+    grace = min(_INTERRUPT_GRACE, deadline - time.monotonic())
+    if grace <= 0:
+        return False
+    try:
+        reply = await _run_cell(km, kc, probe, grace)
+    except (_CellTimeout, _KernelGone):
+        _kill_group(km)
+        return False
+    return reply is not None

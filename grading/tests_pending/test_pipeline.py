@@ -1,0 +1,286 @@
+"""The instructor pipeline on the bundled demo submissions (grading/demo.py lists who does what).
+
+One run of ``python -m grading.pipeline grade`` with two jobs grades every demo student; the
+tests below read what it left: the report, the gradebook, grades.csv, the feedback HTML, the
+executed notebooks. Short time limits keep the run well under three minutes.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import fcntl
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from grading import course, demo, feedback, integrity  # noqa: E402
+
+ASSIGNMENTS = ["01-activations", "02-initializers"]
+CSV_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name",
+               "email", "raw_score", "late_submission_penalty", "score", "max_score"]
+
+# student -> words one of its flags must contain
+CHEATERS = {
+    "cheat_allclose": "CHEATING SUSPECTED",
+    "cheat_reference": "calls the reference implementation",
+    "cheat_partial_credit": "partial credit",
+    "cheat_deleted": "was deleted",
+    "cheat_stripped": "metadata of test cell",
+    "cheat_swallow": "error was hidden",
+    "cheat_edited": "was edited",
+    "loop": "time limit",
+    "crash": "kernel exited",
+    "corrupt": "unreadable notebook",
+    "memory_hog": "memory limit",
+    "snoop": "outside its sandbox",
+}
+
+
+@pytest.fixture(scope="module")
+def run(request, tmp_path_factory):
+    # Under pytest-xdist every worker would run this module fixture: the first one to take the
+    # lock grades, the others wait and read its results from the session's shared folder.
+    base = tmp_path_factory.getbasetemp()
+    if hasattr(request.config, "workerinput"):
+        base = base.parent
+    out = base / "pipeline-run"
+    with open(base / "pipeline-run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = out / "done.json"
+        if not done.exists():
+            out.mkdir(parents=True, exist_ok=True)
+            proc = subprocess.run(
+                [sys.executable, "-m", "grading.pipeline", "grade",
+                 "--submissions", str(demo.DEMO), "--jobs", "2",
+                 "--course-dir", str(out / "course"), "--grades-csv", str(out / "grades.csv"),
+                 "--cell-timeout", "10", "--submission-timeout", "90", "--quiet"],
+                cwd=ROOT, capture_output=True, text=True, timeout=600)
+            done.write_text(json.dumps({"returncode": proc.returncode, "stdout": proc.stdout,
+                                        "stderr": proc.stderr}))
+    proc = json.loads(done.read_text())
+    assert proc["returncode"] == 0, proc["stdout"] + proc["stderr"]
+    report = json.loads((out / "course" / ".pipeline" / "report.json").read_text())
+    return {"dir": out, "course": out / "course", "proc": proc, "report": report}
+
+
+def _score(run, student, assignment):
+    value = run["report"]["scores"][student][assignment]
+    assert value is not None, f"{student} has no grade for {assignment}"
+    return value
+
+
+def _flags(run, student) -> list[str]:
+    return [f for s in run["report"]["submissions"] if s["student"] == student
+            for f in s["flags"]]
+
+
+def test_correct_student_gets_full_marks(run):
+    for assignment in ASSIGNMENTS:
+        score, max_score = _score(run, "correct", assignment)
+        assert score == max_score > 0
+    assert _flags(run, "correct") == []
+
+
+def test_blank_submission_scores_zero(run):
+    for assignment in ASSIGNMENTS:
+        assert _score(run, "blank", assignment)[0] == 0
+    assert _flags(run, "blank") == []
+
+
+def test_partly_wrong_submission_scores_in_between(run):
+    for assignment in ASSIGNMENTS:
+        score, max_score = _score(run, "partial", assignment)
+        assert 0 < score < max_score
+
+
+@pytest.mark.parametrize("student", sorted(CHEATERS))
+def test_each_cheater_is_flagged_and_loses_marks(run, student):
+    flags = _flags(run, student)
+    assert any(CHEATERS[student] in f for f in flags), flags
+    for assignment, value in run["report"]["scores"][student].items():
+        if value is not None:
+            assert value[0] < value[1], f"{student} got full marks on {assignment}"
+
+
+def test_grading_continues_after_crash_timeout_and_corrupt_file(run):
+    # the broken submissions are graded (cells that ran keep their points) ...
+    assert _score(run, "crash", "01-activations")[0] > 0
+    assert _score(run, "loop", "01-activations")[0] > 0
+    assert _score(run, "corrupt", "02-initializers")[0] == 0
+    # ... and every student got a grade for everything they submitted
+    for sub in run["report"]["submissions"]:
+        assert run["report"]["scores"][sub["student"]][sub["assignment"]] is not None
+
+
+def test_sandbox_denied_every_attempt(run):
+    nb = nbformat.read(str(run["course"] / ".pipeline" / "executed" / "snoop" /
+                           "02-initializers" / "initializers.ipynb"), 4)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                   for o in c.outputs)
+    assert "denied: ../../../gradebook.db" in text and "denied: ../../../source" in text
+    assert "denied: writing the gradebook" in text and "denied: killing the grader" in text
+    assert "\nread " not in "\n" + text, text
+
+
+def test_grades_csv_has_nbgrader_export_columns(run):
+    with open(run["dir"] / "grades.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == CSV_COLUMNS
+    students = run["report"]["students"]
+    assert {(r["student_id"], r["assignment"]) for r in rows} == {
+        (s, a) for s in students for a in ASSIGNMENTS}
+    by_key = {(r["student_id"], r["assignment"]): r for r in rows}
+    for assignment in ASSIGNMENTS:
+        row = by_key[("correct", assignment)]
+        assert float(row["score"]) == float(row["max_score"]) > 0
+    assert float(by_key[("snoop", "01-activations")]["score"]) == 0  # nothing submitted
+
+
+def test_feedback_shows_scores_and_hints_but_no_hidden_test(run):
+    secrets = []
+    for assignment in ASSIGNMENTS:
+        for md in (course.SOLUTIONS / assignment).glob("*.md"):
+            for cell in course.notebook_from_markdown(md).cells:
+                secrets += feedback.hidden_lines(cell.source)
+    assert secrets
+    pages = sorted((run["course"] / "feedback").rglob("*.html"))
+    graded = {(s["student"], s["assignment"]) for s in run["report"]["submissions"]}
+    assert len(pages) == len(graded)
+    for page in pages:
+        html = page.read_text()
+        assert "HIDDEN TESTS" not in html and "BEGIN SOLUTION" not in html
+        for line in secrets:
+            assert line not in html, f"{page}: {line}"
+    partial = (run["course"] / "feedback" / "partial" / "01-activations" /
+               "activations.html").read_text()
+    assert "AssertionError" in partial and "Score" in partial
+
+
+def test_gradebook_is_intact(run):
+    db = run["course"] / "gradebook.db"
+    assert b"all grades are 100" not in db.read_bytes()
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        n = con.execute("SELECT count(*) FROM submitted_assignment").fetchone()[0]
+    assert n == len(run["report"]["submissions"])
+
+
+def test_no_spurious_checksum_warning(run):
+    output = run["proc"]["stdout"] + run["proc"]["stderr"]
+    assert "checksum" not in output.lower() and "has changed" not in output
+
+
+def test_report_lists_times_and_flags(run):
+    out = run["proc"]["stdout"]
+    assert "Scores" in out and "Flagged submissions" in out and "per notebook" in out
+    for student in CHEATERS:
+        assert f"  {student}/" in out
+    assert all(s["seconds"] > 0 for s in run["report"]["submissions"] if s["executed"])
+
+
+def test_demo_submissions_are_up_to_date(tmp_path):
+    written = demo.build(tmp_path / "demo", course_dir=tmp_path / "course")
+    for path in written:
+        rel = path.relative_to(tmp_path / "demo")
+        assert (demo.DEMO / rel).read_bytes() == path.read_bytes(), (
+            f"{rel} is stale: run `make demo-submissions`")
+
+
+# --------------------------------------------------------------------------------------------
+# the integrity step and the feedback filter on their own (no kernel)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reference(run):
+    from nbgrader.api import Gradebook
+
+    config = course.load_config(run["course"])
+    release = course.release_notebooks(config, "01-activations")["activations"]
+    with Gradebook(config.CourseDirectory.db_url, config.CourseDirectory.course_id) as gb:
+        return integrity.load_reference(gb, "01-activations", "activations", release)
+
+
+def _by_id(nb):
+    return {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+
+
+def test_untouched_release_is_restored_silently(reference):
+    prepared = integrity.prepare(copy.deepcopy(reference.release), reference)
+    assert prepared.issues == []
+    cell = _by_id(prepared.nb)["test_sigmoid"]
+    assert "BEGIN HIDDEN TESTS" in cell.source and integrity.MARK not in cell.metadata
+
+
+def test_integrity_catches_tampering(reference):
+    nb = copy.deepcopy(reference.release)
+    cells = _by_id(nb)
+    nb.cells.remove(cells["test_relu"])
+    cells["test_elu"].metadata = nbformat.NotebookNode()
+    cells["test_softmax"].source = "pass"
+    cells["test_silu"].metadata.nbgrader["points"] = 100
+    twin = copy.deepcopy(cells["test_sigmoid"])
+    twin["id"] = "twin"
+    nb.cells.append(twin)
+    prepared = integrity.prepare(nb, reference)
+    kinds = {(i.grade_id, i.kind) for i in prepared.issues}
+    assert {("test_relu", "deleted"), ("test_elu", "stripped"), ("test_softmax", "edited"),
+            ("test_sigmoid", "duplicate")} <= kinds
+    cells = _by_id(prepared.nb)
+    for gid in ("test_relu", "test_elu", "test_softmax"):
+        assert cells[gid].metadata[integrity.MARK]["zeroed"]
+        assert cells[gid].outputs[0].ename == integrity.INTEGRITY_ERROR
+    assert cells["test_silu"].metadata.nbgrader["points"] == 1
+    assert integrity.MARK not in cells["test_silu"].metadata
+
+
+def test_unreadable_notebook_is_refused(tmp_path):
+    path = tmp_path / "broken.ipynb"
+    path.write_text('{"cells": [')
+    with pytest.raises(ValueError, match="unreadable"):
+        integrity.read_submission(path)
+
+
+def test_feedback_filter_removes_hidden_tests_and_their_echo():
+    test = nbformat.v4.new_code_cell(
+        "assert f(1) == 2\n### BEGIN HIDDEN TESTS\ncheck_secretly(f, reference_f)\n"
+        "### END HIDDEN TESTS")
+    test.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True,
+                                 "grade_id": "t", "points": 1}
+    test.outputs = [
+        nbformat.v4.new_output("stream", name="stdout",
+                               text="echo: check_secretly(f, reference_f)\n"),
+        nbformat.v4.new_output("error", ename="AssertionError", evalue="f: wrong at [0]",
+                               traceback=["----> 3 check_secretly(f, reference_f)",
+                                          "AssertionError: f: wrong at [0]"]),
+    ]
+    nb = feedback.sanitize(nbformat.v4.new_notebook(cells=[test]))
+    text = json.dumps(nb)
+    assert "check_secretly" not in text and "HIDDEN" not in text
+    assert "f: wrong at [0]" in text and "assert f(1) == 2" in text
+
+
+def test_notebook_wall_clock_limit_stops_a_slow_notebook():
+    import asyncio
+
+    from grading.execute import NOT_RUN, Limits, execute
+
+    cells = [nbformat.v4.new_code_cell("import time\ntime.sleep(1.5)") for _ in range(6)]
+    test = nbformat.v4.new_code_cell("assert True")
+    test.metadata["nbgrader"] = {"grade": True, "grade_id": "t", "points": 1, "locked": True,
+                                 "solution": False}
+    nb = nbformat.v4.new_notebook(cells=[*cells, test])
+    outcome = asyncio.run(execute(nb, Limits(cell_timeout=20, submission_timeout=4)))
+    assert outcome.timed_out and "time limit of 4 s" in " ".join(outcome.events)
+    assert outcome.seconds < 15
+    # the test cell never ran: it carries an error, so nbgrader scores it 0
+    assert test.outputs[0].ename == NOT_RUN

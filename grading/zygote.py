@@ -1,0 +1,135 @@
+"""A kernel factory: import torch, IPython and the grader once, then fork one kernel per notebook.
+
+Starting a Python kernel and importing torch takes seconds; most of a short notebook's grading
+time. The zygote pays that once per grading run: it imports the heavy modules (and nothing
+else: no thread, no socket, no CUDA context is created), then for each request forks a child
+that confines itself (:func:`grading.sandbox.apply`: limits, Landlock, its own scratch directory
+and environment), and becomes an IPython kernel listening on the connection file it was given.
+Every child starts from the same pristine memory image, so no state passes from one student to
+another; the zygote itself never runs student code.
+
+It also answers static audits of student code (``nnbolts.grading.audit_source``), which saves
+the grader from importing torch itself.
+
+Protocol (one JSON object per line): the grader writes
+``{"id": n, "spec": {...}, "connection_file": ..., "log": ...}`` on the zygote's stdin; the
+zygote answers ``{"id": n, "pid": p}`` (or ``{"id": n, "error": ...}``) on stdout, and later
+``{"exit": p, "code": c}`` when that kernel has ended (``c < 0``: killed by signal ``-c``).
+The zygote dies with the grader (``PR_SET_PDEATHSIG``), and its children die with it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import select
+import sys
+import tempfile
+
+
+def _child(request: dict) -> None:
+    """In the forked child: confine, then run the kernel. Never returns."""
+    code = 1
+    try:
+        os.setsid()
+        log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.closerange(3, 65536)  # the zygote's control pipes above all
+        from grading import sandbox
+
+        spec = request["spec"]
+        sandbox.apply(spec)
+        os.environ.clear()
+        os.environ.update(spec["env"])
+        tempfile.tempdir = None  # re-read TMPDIR
+        sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != _REPO]
+        from ipykernel.kernelapp import IPKernelApp
+
+        IPKernelApp.launch_instance(argv=["-f", request["connection_file"]])
+        code = 0
+    except BaseException:  # whatever happens, the child must not return
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+_REPO = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+
+
+def main(preload: list[str]) -> None:
+    from grading import sandbox
+
+    sandbox._libc().prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG: die with the grader
+    for name in preload:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            print(json.dumps({"warning": f"could not preload {name}: {exc}"}), flush=True)
+    importlib.import_module("ipykernel.kernelapp")
+    importlib.import_module("ipykernel.ipkernel")
+
+    out = sys.stdout
+    buffered = b""
+    stdin = sys.stdin.buffer.raw
+    print(json.dumps({"ready": os.getpid()}), file=out, flush=True)
+    while True:
+        _reap(out)
+        ready, _, _ = select.select([stdin], [], [], 0.1)
+        if not ready:
+            continue
+        chunk = os.read(stdin.fileno(), 65536)
+        if not chunk:
+            return  # the grader closed the pipe
+        buffered += chunk
+        while b"\n" in buffered:
+            line, buffered = buffered.split(b"\n", 1)
+            request = json.loads(line)
+            if "audit" in request:
+                print(json.dumps({"id": request["id"], "findings": _audit(request["audit"])}),
+                      file=out, flush=True)
+                continue
+            try:
+                pid = os.fork()
+            except OSError as exc:
+                print(json.dumps({"id": request["id"], "error": str(exc)}), file=out, flush=True)
+                continue
+            if pid == 0:
+                _child(request)
+            print(json.dumps({"id": request["id"], "pid": pid}), file=out, flush=True)
+
+
+def _audit(items: list[dict]) -> list[list[str]]:
+    """``nnbolts.grading.audit_source`` on each ``{"source", "graded"}`` (static, no execution)."""
+    try:
+        from nnbolts.grading import audit_source
+    except ImportError:
+        return [[] for _ in items]
+    results = []
+    for item in items:
+        try:
+            results.append(audit_source(item["source"], graded=item["graded"]))
+        except (RecursionError, MemoryError, ValueError) as exc:
+            results.append([f"the code could not be audited ({type(exc).__name__})"])
+    return results
+
+
+def _reap(out) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        print(json.dumps({"exit": pid, "code": os.waitstatus_to_exitcode(status)}), file=out,
+              flush=True)
+
+
+if __name__ == "__main__":
+    main(json.loads(sys.argv[1]) if len(sys.argv) > 1 else [])
