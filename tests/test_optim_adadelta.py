@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 from optim_oracle import (
-    assert_same_state,
-    assert_same_trajectory,
+    compare_with_both_torch_paths as oracle_compare_both,
+)
+from optim_oracle import (
     kwargs_id,
     make_params,
     option_grid,
@@ -24,21 +25,9 @@ GRID = option_grid(lr=[1.0], rho=[0.5, 0.9], weight_decay=[0.0, 0.05], maximize=
 
 
 def compare_with_both_torch_paths(kwargs, *, dtype, device, steps=300):
-    """``compare_with_torch`` against torch's one-tensor path (``foreach=False``) and its
-    multi-tensor path (``foreach=True``). nnbolts' Adadelta always runs the one-tensor rule, so
-    one run of it serves both comparisons: a quarter less time, and the grid keeps every
-    option."""
-    negate = bool(kwargs.get("maximize", False))
-    p_ours = make_params(dtype, device)
-    ours = run(lambda ps: Adadelta(ps, **kwargs), p_ours, steps, negate=negate)
-    for foreach in (False, True):
-        p_theirs = make_params(dtype, device)
-        theirs = run(lambda ps, f=foreach: torch.optim.Adadelta(ps, foreach=f, **kwargs),
-                     p_theirs, steps, negate=negate)
-        where = f"Adadelta({kwargs_id(kwargs)}) vs torch foreach={foreach}"
-        assert_same_trajectory(p_ours, p_theirs, dtype, where=where)
-        assert_same_state(ours, theirs, p_ours, p_theirs, dtype, STATE_KEYS)
-    assert ours.state.get(p_ours[-1], {}) == {}, "a parameter without gradient got state"
+    """Both of torch's paths at once (see optim_oracle)."""
+    oracle_compare_both(Adadelta, torch.optim.Adadelta, kwargs, dtype=dtype,
+                        device=device, steps=steps, state_keys=STATE_KEYS)
 
 
 @pytest.mark.parametrize("kwargs", GRID, ids=kwargs_id)

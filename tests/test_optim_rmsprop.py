@@ -4,7 +4,6 @@ root, algorithm 8.5; Nesterov momentum, algorithm 8.6) against the algorithms as
 import pytest
 import torch
 from optim_oracle import (
-    assert_same_state,
     assert_same_trajectory,
     kwargs_id,
     make_params,
@@ -12,6 +11,9 @@ from optim_oracle import (
     run,
     run_on_meta,
     state_dict_round_trip,
+)
+from optim_oracle import (
+    compare_with_both_torch_paths as oracle_compare_both,
 )
 
 from nnbolts.optim.rmsprop import RMSprop, rmsprop_init, rmsprop_step
@@ -24,22 +26,13 @@ GRID = option_grid(lr=[0.01], alpha=[0.9], weight_decay=[0.0, 0.05], momentum=[0
 
 
 def compare_with_both_torch_paths(kwargs, *, dtype, device, steps=300):
-    """``compare_with_torch`` against torch's one-tensor path (``foreach=False``) and its
-    multi-tensor path (``foreach=True``). nnbolts' RMSprop always runs the one-tensor rule, so
-    one run of it serves both comparisons: a quarter less time, and the grid keeps every
-    option. nnbolts' own options are passed switched off, to show they change nothing then."""
-    negate = bool(kwargs.get("maximize", False))
-    p_ours = make_params(dtype, device)
-    ours = run(lambda ps: RMSprop(ps, eps_inside_sqrt=False, nesterov=False, **kwargs), p_ours,
-               steps, negate=negate)
-    for foreach in (False, True):
-        p_theirs = make_params(dtype, device)
-        theirs = run(lambda ps, f=foreach: torch.optim.RMSprop(ps, foreach=f, **kwargs),
-                     p_theirs, steps, negate=negate)
-        where = f"RMSprop({kwargs_id(kwargs)}) vs torch foreach={foreach}"
-        assert_same_trajectory(p_ours, p_theirs, dtype, where=where)
-        assert_same_state(ours, theirs, p_ours, p_theirs, dtype, STATE_KEYS)
-    assert ours.state.get(p_ours[-1], {}) == {}, "a parameter without gradient got state"
+    """Both of torch's paths at once (see optim_oracle). nnbolts' own options are passed
+    switched off, to show they change nothing then."""
+    def ours(ps, **kw):
+        return RMSprop(ps, eps_inside_sqrt=False, nesterov=False, **kw)
+
+    oracle_compare_both(ours, torch.optim.RMSprop, kwargs, dtype=dtype, device=device,
+                        steps=steps, state_keys=STATE_KEYS)
 
 
 @pytest.mark.parametrize("kwargs", GRID, ids=kwargs_id)
