@@ -31,6 +31,8 @@ bench: $(STAMP)
 clean:
 	rm -rf _build .pytest_cache .ruff_cache
 
+include mk/grading.mk
+
 .PHONY: book serve
 # Strict: warnings are errors and a cell that raises fails the build; execution is cached.
 book: $(STAMP)
