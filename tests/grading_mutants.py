@@ -169,6 +169,103 @@ def cosine(lr, total_steps, final_lr=0.0):
     return schedule
 
 
+def step_decay(lr, step_size, gamma=0.1):
+    def schedule(step):
+        return lr * gamma ** (step // step_size)
+    return schedule
+
+
+def exponential(lr, gamma):
+    def schedule(step):
+        return lr * gamma ** step
+    return schedule
+
+
+def inverse_time(lr, decay_rate, decay_steps=1):
+    def schedule(step):
+        return lr / (1 + decay_rate * step / decay_steps)
+    return schedule
+
+
+def linear(lr, final_lr, total_steps):
+    def schedule(step):
+        alpha = min(step, total_steps) / total_steps
+        return (1 - alpha) * lr + alpha * final_lr
+    return schedule
+
+
+def warmup(schedule, warmup_steps, start_factor=0.0):
+    def warmed_up(step):
+        if step >= warmup_steps:
+            return schedule(step - warmup_steps)
+        return schedule(0) * (start_factor + (1 - start_factor) * step / warmup_steps)
+    return warmed_up
+
+
+class Decay:
+    """A plain schedule for a warmup to wrap (an nnbolts one would count as cheating)."""
+
+    def __init__(self, lr, gamma, every):
+        self.lr, self.gamma, self.every = lr, gamma, every
+
+    def __call__(self, step):
+        return self.lr * self.gamma ** (step // self.every)
+
+
+# Class-based schedules, the other way a student writes them: an __init__ that stores the
+# hyperparameters, a __call__ (or a method it forwards to) with the formula, a __repr__. Their
+# bodies look like nnbolts' own schedule classes, statement for statement, without being copies.
+
+class CosineSchedule:
+    def __init__(self, lr, total_steps, final_lr=0.0):
+        self.lr, self.total_steps, self.final_lr = lr, total_steps, final_lr
+
+    def __call__(self, step):
+        t = min(step, self.total_steps)
+        return self.final_lr + (self.lr - self.final_lr) * (
+            1 + math.cos(math.pi * t / self.total_steps)) / 2
+
+    def __repr__(self):
+        return f"cosine(lr={self.lr}, total_steps={self.total_steps}, final_lr={self.final_lr})"
+
+
+def cosine_class(lr, total_steps, final_lr=0.0):
+    return CosineSchedule(lr, total_steps, final_lr)
+
+
+class StepDecaySchedule:
+    def __init__(self, lr, step_size, gamma):
+        self.lr = lr
+        self.step_size = step_size
+        self.gamma = gamma
+
+    def __call__(self, step):
+        return self.value(step)
+
+    def value(self, t):
+        return self.lr * self.gamma ** (t // self.step_size)
+
+
+def step_decay_class(lr, step_size, gamma=0.1):
+    return StepDecaySchedule(lr, step_size, gamma)
+
+
+class LinearSchedule:
+    def __init__(self, lr, final_lr, total_steps):
+        self.lr, self.final_lr, self.total_steps = lr, final_lr, total_steps
+
+    def value(self, t):
+        alpha = min(t, self.total_steps) / self.total_steps
+        return (1.0 - alpha) * self.lr + alpha * self.final_lr
+
+    def __call__(self, step):
+        return float(self.value(step))
+
+
+def linear_class(lr, final_lr, total_steps):
+    return LinearSchedule(lr, final_lr, total_steps)
+
+
 def minibatches(X, y, batch_size, *, shuffle=True, drop_last=False, generator=None):
     n = X.shape[0]
     if shuffle:
@@ -337,6 +434,168 @@ class CountingSchedule:
         return self.final + (self.lr - self.final) * (1 + math.cos(math.pi * t / self.total)) / 2
 
 
+# Learning-rate schedules: each a realistic slip in one of assignment 05's factories, written as
+# the rate a student's closure returns. The hidden tests' configurations grade them.
+
+def _factory(rate):
+    """A schedule factory whose closure returns ``rate(step, **hyperparameters)``."""
+    def factory(**hyperparameters):
+        def schedule(step):
+            return rate(step, **hyperparameters)
+        return schedule
+    return factory
+
+
+def _warmup_factory(ramp, after=lambda schedule, step, w: schedule(step - w)):
+    """A warmup whose rate is ``ramp(schedule, step, w, f)`` for the first ``w`` steps."""
+    def warmup(schedule, warmup_steps, start_factor=0.0):
+        def warmed_up(step):
+            if step >= warmup_steps:
+                return after(schedule, step, warmup_steps)
+            return ramp(schedule, step, warmup_steps, start_factor)
+        return warmed_up
+    return warmup
+
+
+def _lerp(lr, final_lr, alpha):
+    return (1 - alpha) * lr + alpha * final_lr
+
+
+def _cos(lr, final_lr, angle):
+    return final_lr + (lr - final_lr) * (1 + math.cos(angle)) / 2
+
+
+SCHEDULE_CONFIGS = {  # the configurations of assignment 05's hidden tests
+    "step_decay": [dict(lr=0.1, step_size=100), dict(lr=0.5, step_size=7, gamma=0.5),
+                   dict(lr=1.0, step_size=1, gamma=0.99)],
+    "exponential": [dict(lr=0.1, gamma=0.995), dict(lr=2.0, gamma=0.9)],
+    "inverse_time": [dict(lr=0.1, decay_rate=0.5), dict(lr=1.0, decay_rate=2.0,
+                                                         decay_steps=100)],
+    "linear": [dict(lr=0.1, final_lr=0.001, total_steps=800),
+               dict(lr=0.01, final_lr=0.1, total_steps=37),
+               dict(lr=0.5, final_lr=0.0, total_steps=1000)],
+    "cosine": [dict(lr=0.1, total_steps=600), dict(lr=1.0, total_steps=999, final_lr=0.01),
+               dict(lr=0.3, total_steps=250, final_lr=0.05)],
+    "warmup": [dict(schedule=Decay(0.1, 0.995, 1), warmup_steps=100),
+               dict(schedule=Decay(0.05, 0.1, 300), warmup_steps=50, start_factor=0.1),
+               dict(schedule=Decay(1.0, 0.5, 7), warmup_steps=1)],
+}
+
+# (reference, label, the student's factory, the name of the mistake the message must give)
+SCHEDULE_MUTANTS = [
+    ("step_decay", "ceil", _factory(
+        lambda step, lr, step_size, gamma=0.1: lr * gamma ** math.ceil(step / step_size)),
+     "the exponent is rounded up (ceil) instead of down"),
+    ("step_decay", "remainder", _factory(
+        lambda step, lr, step_size, gamma=0.1: lr * gamma ** (step % step_size)),
+     "the exponent is step % step_size (a remainder) instead of step // step_size"),
+    ("step_decay", "every step", _factory(
+        lambda step, lr, step_size, gamma=0.1: lr * gamma ** step),
+     "the rate decays at every step instead of every step_size steps"),
+    ("step_decay", "true division", _factory(
+        lambda step, lr, step_size, gamma=0.1: lr * gamma ** (step / step_size)),
+     "the decay is continuous instead of a staircase"),
+    ("step_decay", "step + 1", _factory(
+        lambda step, lr, step_size, gamma=0.1: lr * gamma ** ((step + 1) // step_size)),
+     "off by one step: schedule(t) gives the rate of step t + 1"),
+    ("exponential", "gamma times t", _factory(lambda step, lr, gamma: lr * gamma * step),
+     "γ·t instead of γᵗ (the step multiplies instead of being the exponent)"),
+    ("exponential", "gamma as k", _factory(
+        lambda step, lr, gamma: lr * math.exp(-gamma * step)),
+     "γ used as the rate k of η₀·e^(−kt)"),
+    ("exponential", "one minus gamma", _factory(lambda step, lr, gamma: lr * (1 - gamma) ** step),
+     "the factor per step is 1 − γ instead of γ"),
+    ("exponential", "step + 1", _factory(lambda step, lr, gamma: lr * gamma ** (step + 1)),
+     "off by one step: schedule(t) gives the rate of step t + 1"),
+    ("inverse_time", "floor division", _factory(
+        lambda step, lr, decay_rate, decay_steps=1: lr / (1 + decay_rate * step // decay_steps)),
+     "the decay term k·t / n is computed with integer division (//)"),
+    ("inverse_time", "staircase", _factory(
+        lambda step, lr, decay_rate, decay_steps=1: lr / (
+            1 + decay_rate * (step // decay_steps))),
+     "t // decay_steps (a staircase) instead of t / decay_steps"),
+    ("inverse_time", "decay_steps ignored", _factory(
+        lambda step, lr, decay_rate, decay_steps=1: lr / (1 + decay_rate * step)),
+     "decay_steps is ignored (k·t instead of k·t / n)"),
+    ("inverse_time", "swapped", _factory(
+        lambda step, lr, decay_rate, decay_steps=1: lr / (1 + decay_steps * step / decay_rate)),
+     "decay_rate and decay_steps swapped"),
+    ("linear", "one step short", _factory(
+        lambda step, lr, final_lr, total_steps: _lerp(
+            lr, final_lr, min(step, total_steps - 1) / total_steps)),
+     "linear never reaches final_lr: it stops one step short"),
+    ("linear", "ends a step early", _factory(
+        lambda step, lr, final_lr, total_steps: _lerp(
+            lr, final_lr, min(step / (total_steps - 1), 1))),
+     "linear reaches final_lr at step total_steps − 1 instead of total_steps"),
+    ("linear", "overshoots", _factory(
+        lambda step, lr, final_lr, total_steps: _lerp(lr, final_lr, step / total_steps)),
+     "linear keeps going past total_steps instead of holding final_lr"),
+    ("linear", "integer alpha", _factory(
+        lambda step, lr, final_lr, total_steps: _lerp(
+            lr, final_lr, min(step, total_steps) // total_steps)),
+     "α is computed with integer division (//), so it stays 0 until total_steps"),
+    ("linear", "swapped", _factory(
+        lambda step, lr, final_lr, total_steps: _lerp(
+            final_lr, lr, min(step, total_steps) / total_steps)),
+     "lr and final_lr are swapped in the interpolation"),
+    ("linear", "max clamp", _factory(
+        lambda step, lr, final_lr, total_steps: max(
+            lr + (final_lr - lr) * step / total_steps, final_lr)),
+     "the rate is clamped with max(…, final_lr), which fails when final_lr > lr"),
+    ("cosine", "period 4T", _factory(
+        lambda step, lr, total_steps, final_lr=0.0: _cos(
+            lr, final_lr, math.pi * min(step, total_steps) / (2 * total_steps))),
+     "the cosine is stretched over 2·total_steps (π·t / 2T): it only gets halfway down"),
+    ("cosine", "full wave", _factory(
+        lambda step, lr, total_steps, final_lr=0.0: _cos(
+            lr, final_lr, 2 * math.pi * min(step, total_steps) / total_steps)),
+     "a full cosine wave (2π·t / T) instead of half a wave: the rate comes back up to lr"),
+    ("cosine", "final_lr ignored", _factory(
+        lambda step, lr, total_steps, final_lr=0.0: lr * (
+            1 + math.cos(math.pi * min(step, total_steps) / total_steps)) / 2),
+     "final_lr is ignored (the rate anneals to 0)"),
+    ("cosine", "scaled by lr", _factory(
+        lambda step, lr, total_steps, final_lr=0.0: final_lr + lr * (
+            1 + math.cos(math.pi * min(step, total_steps) / total_steps)) / 2),
+     "the cosine term is scaled by lr instead of lr − final_lr"),
+    ("cosine", "not clamped", _factory(
+        lambda step, lr, total_steps, final_lr=0.0: _cos(
+            lr, final_lr, math.pi * step / total_steps)),
+     "the rate climbs back up after total_steps (the step is not clamped)"),
+    ("cosine", "half missing", _factory(
+        lambda step, lr, total_steps, final_lr=0.0: final_lr + (lr - final_lr) * (
+            1 + math.cos(math.pi * min(step, total_steps) / total_steps))),
+     "the factor ½ is missing: (1 + cos) goes from 2 to 0"),
+    ("cosine", "integer ratio", _factory(
+        lambda step, lr, total_steps, final_lr=0.0: _cos(
+            lr, final_lr, math.pi * (min(step, total_steps) // total_steps))),
+     "min(t, T) // T: the cosine's argument is computed with integer division"),
+    ("cosine", "floored angle", _factory(
+        lambda step, lr, total_steps, final_lr=0.0: _cos(
+            lr, final_lr, math.pi * min(step, total_steps) // total_steps)),
+     "π·t // T: the cosine's argument is rounded down by integer division"),
+    ("warmup", "one step ahead", _warmup_factory(
+        lambda s, step, w, f: s(0) * (f + (1 - f) * (step + 1) / w)),
+     "the warmup ramp is one step ahead (t + 1 instead of t)"),
+    ("warmup", "clock not restarted", _warmup_factory(
+        lambda s, step, w, f: s(0) * (f + (1 - f) * step / w),
+        after=lambda s, step, w: s(step)),
+     "the wrapped schedule's clock is not restarted: s(t) instead of s(t − warmup_steps)"),
+    ("warmup", "ramp times s(t)", _warmup_factory(
+        lambda s, step, w, f: s(step) * (f + (1 - f) * step / w)),
+     "the ramp multiplies s(t) instead of s(0)"),
+    ("warmup", "start_factor ignored", _warmup_factory(lambda s, step, w, f: s(0) * step / w),
+     "start_factor is ignored (the ramp starts at 0)"),
+    ("warmup", "slope without 1 - f", _warmup_factory(
+        lambda s, step, w, f: s(0) * (f + step / w)),
+     "the ramp's slope ignores start_factor: f + t / w instead of f + (1 − f)·t / w"),
+    ("warmup", "integer ramp", _warmup_factory(
+        lambda s, step, w, f: s(0) * (f + (1 - f) * (step // w))),
+     "t / warmup_steps is computed with integer division (//)"),
+]
+
+
 def minibatches_drop_partial(X, y, batch_size, *, shuffle=True, drop_last=False, generator=None):
     n = X.shape[0]
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
@@ -431,4 +690,9 @@ MUTANTS = [
      ["This looks like: samples drawn with replacement"]),
     ("minibatches ignoring the generator", "minibatches", minibatches_ignores_generator, {},
      ["This looks like: the generator is ignored"]),
+] + [
+    (f"{reference}: {label}", "schedule", factory,
+     {"reference": reference, "configs": SCHEDULE_CONFIGS[reference], "steps": 1000,
+      "name": reference}, [f"This looks like: {mistake}"])
+    for reference, label, factory, mistake in SCHEDULE_MUTANTS
 ]

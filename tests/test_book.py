@@ -54,6 +54,17 @@ def test_math_renders_without_network(built):
             assert not src.startswith(("http:", "https:", "//")), f"{page.name} loads {src}"
 
 
+def test_every_exercise_can_be_downloaded_from_the_book(built):
+    # Students get the released notebooks from the chapter that explains their topic; the
+    # link must carry the committed file byte for byte, not a stale copy of an older build.
+    downloads = {p.name: p for p in (built / "_downloads").rglob("*.ipynb")}
+    released = sorted((ROOT / "exercises").rglob("*.ipynb"))
+    assert released
+    for notebook in released:
+        assert notebook.name in downloads, f"no chapter links to {notebook.relative_to(ROOT)}"
+        assert downloads[notebook.name].read_bytes() == notebook.read_bytes(), notebook.name
+
+
 def test_a_raising_cell_fails_the_build(tmp_path):
     shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: page\n")

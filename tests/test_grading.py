@@ -10,8 +10,10 @@ import sys
 import threading
 import time
 import types
+from pathlib import Path
 
 import grading_mutants as M
+import jupytext
 import numpy
 import numpy.testing
 import pytest
@@ -43,6 +45,10 @@ from nnbolts.grading import (
     tolerance,
 )
 from nnbolts.grading._compare import compare
+from nnbolts.grading._guard import Watch, _fingerprint, nested_codes
+
+REPO = Path(__file__).resolve().parents[1]
+NNBOLTS_ROOT = REPO / "lib" / "nnbolts"
 
 ACTIVATION_NAMES = ["sigmoid", "sigmoid_grad", "tanh", "tanh_grad", "relu", "relu_grad",
                     "leaky_relu", "leaky_relu_grad", "elu", "elu_grad", "silu", "silu_grad",
@@ -154,6 +160,86 @@ def test_honest_initializers_schedule_and_minibatches_pass():
     check_minibatches(M.minibatches)
 
 
+@pytest.mark.parametrize("name", ["step_decay", "exponential", "inverse_time", "linear",
+                                  "cosine", "warmup"])
+def test_honest_schedules_pass_with_the_hidden_tests_configurations(name):
+    check_schedule(getattr(M, name), getattr(S, name), configs=M.SCHEDULE_CONFIGS[name],
+                   steps=1000)
+
+
+@pytest.mark.parametrize("student, name", [
+    (M.cosine_class, "cosine"), (M.step_decay_class, "step_decay"),
+    (M.linear_class, "linear")], ids=["cosine", "step_decay", "linear"])
+def test_class_based_schedules_are_not_copies(student, name):
+    """An __init__ that stores the hyperparameters, a __call__ that forwards to a method, a
+    __repr__ and a one- or two-line formula: the shape of nnbolts' own schedule classes,
+    written from the assignment's formulas, not copied."""
+    check_schedule(student, getattr(S, name), configs=M.SCHEDULE_CONFIGS[name], steps=1000)
+
+
+def _exec_student_cell(source: str, namespace: dict) -> dict:
+    exec(compile(source, "<ipython-input-7-student>", "exec"), namespace)
+    return namespace
+
+
+_STUDENT_ADAMW = '''
+def adam_init(param, *, amsgrad=False):
+    state = {"step": 0, "exp_avg": torch.zeros_like(param),
+             "exp_avg_sq": torch.zeros_like(param)}
+    if amsgrad:
+        state["max_exp_avg_sq"] = torch.zeros_like(param)
+    return state
+
+def adamw_init(param, *, amsgrad=False):
+    return adam_init(param, amsgrad=amsgrad)
+
+def adamw_step(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+               amsgrad=False):
+    return _adam(param, grad, state, lr, betas, eps, weight_decay, amsgrad, True)
+'''
+
+
+def test_delegating_to_the_students_own_code_is_not_a_copy():
+    """A one-line adamw_init/adamw_step that calls the student's own Adam (defined in the
+    notebook) is the same delegation as a reference written that way: not a copy."""
+    namespace = _exec_student_cell(_STUDENT_ADAMW, {"torch": torch})
+    _exec_student_cell(inspect.getsource(M._adam), namespace)  # the student's own helper
+    check_rule(namespace["adamw_init"], namespace["adamw_step"], rule="adamw")
+    check_rule(namespace["adamw_init"], namespace["adamw_step"], rule="adamw",
+               reference=(M.adamw_init, M.adamw_step))
+    check_rule(namespace["adam_init"], M.adam_step, rule="adam")
+
+
+def test_generic_bodies_have_no_fingerprint():
+    namespace = _exec_student_cell('''
+class Schedule:
+    def __init__(self, lr, total_steps, final_lr=0.0):
+        self.lr, self.total_steps, self.final_lr = lr, total_steps, final_lr
+
+    def __call__(self, step):
+        return float(self.value(check_int("step", step, low=0)))
+
+    def __repr__(self):
+        return f"schedule(lr={self.lr!r}, total_steps={self.total_steps!r})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.lr == other.lr and self.final_lr == 0
+
+    def value(self, t):
+        return self.final_lr + (self.lr - self.final_lr) * (1 + math.cos(math.pi * t)) / 2
+
+def step(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    return adam_step(param, grad, state, lr=lr, betas=betas, eps=eps,
+                     weight_decay=weight_decay, amsgrad=False, decoupled=True)
+''', {})
+    cls = namespace["Schedule"]
+    for fn in [cls.__init__, cls.__call__, cls.__repr__, cls.__eq__, cls.value,
+               namespace["step"]]:
+        assert _fingerprint(fn.__code__) is None, fn.__qualname__
+    assert _fingerprint(A.sigmoid_grad.__code__) is not None
+    assert _fingerprint(S._Warmup.value.__code__) is not None
+
+
 def test_initializer_with_other_draws_is_accepted_statistically():
     """Right distribution, drawn in another order: accepted (unless exact draws are asked)."""
     check_initializer(M.kaiming_uniform_other_draws_, I.kaiming_uniform_,
@@ -233,6 +319,45 @@ def test_mutant_fails_with_its_hint(label, kind, fn, kwargs, texts):
     assert not isinstance(info.value, CheatingSuspected), message
     for text in texts:
         assert text in message, f"{text!r} missing from:\n{message}"
+
+
+@pytest.mark.parametrize("name", sorted(M.SCHEDULE_CONFIGS))
+def test_every_schedule_of_assignment_05_has_known_mistakes(name):
+    mistakes = G.known_mistakes(getattr(S, name))
+    assert len(mistakes) >= 3
+    assert len({m.name for m in mistakes}) == len(mistakes)
+    assert all(m.hint and callable(m.fn) for m in mistakes)
+
+
+@pytest.mark.parametrize("student, name", [
+    (lambda lr, total_steps, final_lr=0.0: lambda step: lr * max(0.0, 1 - step / total_steps),
+     "cosine"),
+    (lambda lr, step_size, gamma=0.1: lambda step: lr * gamma ** math.sqrt(step), "step_decay"),
+    (lambda schedule, warmup_steps, start_factor=0.0: lambda step: schedule(0) * min(
+        1.0, (step / warmup_steps) ** 2), "warmup"),
+    (lambda lr, decay_rate, decay_steps=1: lambda step: lr / math.sqrt(
+        1 + decay_rate * step / decay_steps), "inverse_time"),
+], ids=["linear for cosine", "sqrt step_decay", "quadratic warmup", "inverse sqrt"])
+def test_an_unrelated_wrong_schedule_gets_no_hint(student, name):
+    message = raises_failure(check_schedule, student, getattr(S, name),
+                             configs=M.SCHEDULE_CONFIGS[name], steps=1000, name=name)
+    assert "wrong learning rate" in message
+    assert "This looks like" not in message, message
+
+
+def test_schedule_mistakes_work_on_schedule_objects_and_extra_mistakes():
+    """Without configs the catalogue is found from the schedule object; a hidden test can add
+    its own mistakes, built from the reference's hyperparameters."""
+    message = raises_failure(check_schedule, lambda step: 0.1 * 0.5 ** (step % 5),
+                             S.step_decay(0.1, 5, 0.5))
+    assert "This looks like: the exponent is step % step_size (a remainder)" in message
+    squared = G.Mistake("the rate is squared", "return lr itself",
+                        lambda lr, total_steps, final_lr: M.cosine(lr ** 2, total_steps,
+                                                                   final_lr ** 2))
+    message = raises_failure(check_schedule, lambda lr, total_steps: M.cosine(
+        lr ** 2, total_steps), S.cosine, configs=[dict(lr=0.5, total_steps=50)], steps=60,
+        mistakes=[squared], name="cosine")
+    assert "This looks like: the rate is squared (hint: return lr itself)" in message
 
 
 def test_message_names_function_device_dtype_case_index_and_values():
@@ -466,6 +591,68 @@ def test_using_the_reference_is_flagged(label, run, text):
     assert text in message, message
 
 
+def _warmup_copy():
+    """nnbolts' _Warmup class pasted into the notebook, on a small base class of the student's."""
+    namespace = _exec_student_cell(
+        "class Schedule:\n    def __call__(self, step):\n        return self.value(step)\n", {})
+    _exec_student_cell(inspect.getsource(S._Warmup), namespace)
+    return lambda schedule, warmup_steps, start_factor=0.0: namespace["_Warmup"](
+        schedule, warmup_steps, start_factor)
+
+
+def test_a_pasted_schedule_method_is_flagged():
+    with pytest.raises(CheatingSuspected) as info:
+        check_schedule(_warmup_copy(), S.warmup, configs=M.SCHEDULE_CONFIGS["warmup"],
+                       steps=200, name="warmup")
+    assert "runs a verbatim copy of the reference nnbolts.schedules._Warmup.value" in str(
+        info.value)
+
+
+def _code_cells(path):
+    """The code cells of a MyST notebook, with IPython magics and shell lines commented out."""
+    notebook = jupytext.read(path, fmt="md:myst")
+    for i, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code":
+            yield i, "\n".join(("# " + line) if line.lstrip().startswith(("%", "!")) else line
+                               for line in cell.source.splitlines())
+
+
+def _reference_watch() -> Watch:
+    """A watch that forbids every function of nnbolts (outside the grader), compiled from its
+    files: the largest set of references any hidden test can forbid."""
+    watch = Watch()
+    for path in sorted(NNBOLTS_ROOT.rglob("*.py")):
+        if "grading" in path.relative_to(NNBOLTS_ROOT).parts:
+            continue
+        module = compile(path.read_text(), str(path), "exec")
+        for code in module.co_consts:
+            if isinstance(code, types.CodeType):
+                watch.forbid_code(code)
+    return watch
+
+
+def test_no_solution_code_is_a_copy_of_the_reference():
+    """Every function of the six solutions (and of the honest and mutant submissions used in
+    these tests) runs past the copy detector unflagged, while a pasted reference is caught."""
+    watch = _reference_watch()
+    assert len(watch.fingerprints) > 50
+    pasted = compile(inspect.getsource(A.sigmoid_grad), "<student cell>", "exec")
+    assert [watch.copy_of(c) for c in nested_codes(pasted)][1] == (
+        "nnbolts.activations.sigmoid_grad")
+    flagged, scanned = [], 0
+    sources = [(f"{md.parent.name}/{md.name} cell {i}", text)
+               for md in sorted((REPO / "solutions").glob("*/*.md")) for i, text in _code_cells(md)]
+    sources.append(("grading_mutants.py", inspect.getsource(M)))
+    assert len({name.split("/")[0] for name, _ in sources}) == 7
+    for name, text in sources:
+        for code in nested_codes(compile(text, f"<{name}>", "exec")):
+            scanned += 1
+            if watch.copy_of(code) is not None:
+                flagged.append(f"{name}: {code.co_name} looks like {watch.copy_of(code)}")
+    assert scanned > 100
+    assert not flagged, "\n".join(flagged)
+
+
 @pytest.mark.parametrize("student, reference, text", [
     (lambda z: torch.sigmoid(z), A.sigmoid, "uses torch's own sigmoid"),
     (torch.sigmoid, A.sigmoid, "is torch's own sigmoid"),
@@ -484,6 +671,56 @@ def test_torch_nn_init_fails_without_a_cheating_flag():
                           I.kaiming_uniform_, name="kaiming_uniform_")
     assert not isinstance(info.value, CheatingSuspected)
     assert "uses torch.nn.init.kaiming_uniform_" in str(info.value)
+
+
+def _torch_adam_step(optimizer, p, grad, state, amsgrad):
+    """One step of a torch optimizer on ``p`` from the pure state ``state``; the new state."""
+    p.grad = grad.clone()
+    optimizer.state.clear()
+    if state["step"]:
+        optimizer.state[p] = {"step": torch.tensor(float(state["step"])),
+                              "exp_avg": state["exp_avg"].clone(),
+                              "exp_avg_sq": state["exp_avg_sq"].clone()}
+        if amsgrad:
+            optimizer.state[p]["max_exp_avg_sq"] = state["max_exp_avg_sq"].clone()
+    optimizer.step()
+    new = {key: value for key, value in optimizer.state[p].items() if key != "step"}
+    new["step"] = int(optimizer.state[p]["step"])
+    return p.detach(), new
+
+
+def _adamw_via_torch(how):
+    """A student's adamw_step that runs torch's AdamW on a copy of the parameter: built in
+    the step (``"AdamW"``), as Adam with decoupled decay (``"Adam"``), or built once when the
+    cell ran and only stepped inside (``"prebuilt"``)."""
+    prebuilt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))])
+
+    def adamw_step(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                   weight_decay=1e-2, amsgrad=False):
+        p = torch.nn.Parameter(param.detach().clone())
+        hp = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        if how == "AdamW":
+            optimizer = torch.optim.AdamW([p], **hp)
+        elif how == "Adam":
+            optimizer = torch.optim.Adam([p], **hp, decoupled_weight_decay=True)
+        else:
+            optimizer = prebuilt
+            optimizer.param_groups[0].update(params=[p], **hp)
+        return _torch_adam_step(optimizer, p, grad, state, amsgrad)
+    return adamw_step
+
+
+@pytest.mark.parametrize("how, module", [("AdamW", "torch.optim.adamw"),
+                                         ("Adam", "torch.optim.adam"),
+                                         ("prebuilt", "torch.optim.adam")])
+def test_torch_adamw_is_caught_by_the_adamw_rule(how, module):
+    """AdamW subclasses Adam, and its step runs torch/optim/adam.py: the rule watches both."""
+    step = _adamw_via_torch(how)
+    check_rule(M.adamw_init, step, rule="adamw", anti_cheat=False)  # right values
+    with pytest.raises(GradingFailure) as info:
+        check_rule(M.adamw_init, step, rule="adamw")
+    assert not isinstance(info.value, CheatingSuspected)
+    assert f"uses {module} (torch's implementation)" in str(info.value)
 
 
 # --------------------------------------------------------------------------------------------

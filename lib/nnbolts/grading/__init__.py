@@ -72,12 +72,16 @@ Flagged cheating raises :class:`CheatingSuspected`, whose message starts with
    ``xavier_uniform_``, ``sigmoid`` inside ``silu_grad``, ``minibatches`` inside a training
    loop): while one runs, only the reference and the private code of its own module count;
    ``forbid=``/``allow=`` adjust this per test. torch's own version of the graded function
-   (``torch.sigmoid`` in ``sigmoid``, ``torch.optim.adam``, ``torch.nn.init.xavier_uniform_``)
-   is a plain failure, not cheating. The grader's own reference calls run outside the watch.
+   (``torch.sigmoid`` in ``sigmoid``, ``torch.optim.adam``, ``torch.nn.init.xavier_uniform_``;
+   for AdamW both ``torch/optim/adamw.py`` and the ``adam.py`` its ``step`` runs) is a plain
+   failure, not cheating. The grader's own reference calls run outside the watch.
    *Limits:* code that removes the profiler is itself flagged, but a student thread started
    before the check runs unwatched; source that was edited (renamed variables) is not
-   recognised as a copy; C extensions are invisible; a generator made by a public helper is
-   not watched when the student resumes it, unless it belongs to the reference's own module;
+   recognised as a copy, nor is a body an honest student could write the same way: fewer than
+   three statements, pure delegation, an ``__init__`` that stores its arguments, a
+   ``__call__`` that forwards, ``__repr__`` and the other protocol methods; C extensions are
+   invisible; a generator made by a public helper is not watched when the student resumes it,
+   unless it belongs to the reference's own module;
    grading a wrapper whose argument is an nnbolts schedule flags that schedule's calls — wrap
    plain functions in such tests.
 3. **Infinite loops.** Each student call runs under a wall-clock limit (``timeout``, default

@@ -317,8 +317,48 @@ _SKIP_OPS = {"CACHE", "RESUME", "PRECALL", "PUSH_NULL", "NOP", "EXTENDED_ARG", "
 _SAME_OPS = {"LOAD_METHOD": "LOAD_ATTR", "CALL_METHOD": "CALL", "CALL_FUNCTION": "CALL",
              "CALL_FUNCTION_KW": "CALL", "JUMP_BACKWARD_NO_INTERRUPT": "JUMP_BACKWARD"}
 _JUMPS = set(dis.hasjrel) | set(dis.hasjabs)
-_MIN_FINGERPRINT_OPS = 8  # tiny bodies (``return x``) are too common to call a copy
+# A body must be this substantial before matching it can mean "copied": short bodies (``return
+# lr * gamma ** t``, ``alpha = ...; return ...``) are what an honest student writes from the
+# formula in the assignment, with the argument names the assignment gives.
+_MIN_FINGERPRINT_OPS = 12
+_MIN_FINGERPRINT_STATEMENTS = 3
+# Instructions that end a statement (an assignment, an expression statement, a return, a
+# raise, the test of an ``if``/``while``): counted once per source line, they count statements
+# however the source was wrapped.
+_STATEMENT_ENDS = {"STORE_FAST", "STORE_DEREF", "STORE_GLOBAL", "STORE_NAME", "STORE_ATTR",
+                   "STORE_SUBSCR", "STORE_FAST_STORE_FAST", "STORE_FAST_LOAD_FAST",
+                   "DELETE_FAST", "DELETE_DEREF", "DELETE_GLOBAL", "DELETE_NAME", "DELETE_ATTR",
+                   "DELETE_SUBSCR", "POP_TOP", "RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS"}
+# Plumbing: loading, calling, storing and returning, with no computation of its own. A body
+# made only of these (``return adam_init(param, amsgrad=amsgrad)``, an ``__init__`` that
+# stores its arguments, ``__call__`` forwarding to ``self.value(step)``) delegates to code that
+# is examined on its own when it runs, so it is never a copy.
+_PLUMBING_OPS = {"LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_LOAD_FAST", "LOAD_DEREF",
+                 "LOAD_CLOSURE", "LOAD_CLASSDEREF", "LOAD_CONST", "LOAD_GLOBAL", "LOAD_NAME",
+                 "LOAD_ATTR", "LOAD_SUPER_ATTR", "CALL", "CALL_KW", "CALL_FUNCTION_EX",
+                 "BUILD_TUPLE", "DICT_MERGE", "LIST_EXTEND", "LIST_TO_TUPLE", "STORE_FAST",
+                 "STORE_DEREF", "STORE_ATTR", "STORE_FAST_STORE_FAST", "STORE_FAST_LOAD_FAST",
+                 "UNPACK_SEQUENCE", "SWAP", "COPY", "POP_TOP", "RETURN_VALUE", "RETURN_CONST"}
+# Python's class protocol (``__repr__``, ``__eq__``, ``__hash__``, dataclass-generated methods,
+# ...) is boilerplate that many classes share; ``__init__`` and ``__call__`` are judged by
+# their bodies like any other function.
+_JUDGED_DUNDERS = {"__init__", "__call__"}
 _FINGERPRINTS: dict = {}
+
+
+def _line(ins, previous):
+    """The source line of an instruction (``positions`` from Python 3.11, ``starts_line``
+    before), or ``previous`` when it has none of its own."""
+    positions = getattr(ins, "positions", None)
+    if positions is not None and positions.lineno is not None:
+        return positions.lineno
+    start = getattr(ins, "starts_line", None)
+    return start if type(start) is int else previous
+
+
+def _is_protocol_dunder(name: str) -> bool:
+    return name.startswith("__") and name.endswith("__") and len(name) > 4 and (
+        name not in _JUDGED_DUNDERS)
 
 
 def _fingerprint(code: types.CodeType):
@@ -326,23 +366,43 @@ def _fingerprint(code: types.CodeType):
     equivalent instruction forms the compiler chose: the instructions (jump targets left out)
     with the names and constants they use, the variable names and the argument counts. A
     verbatim copy of a reference's source (``exec(inspect.getsource(...))``) has the same
-    fingerprint; ``None`` for bodies too short to tell."""
+    fingerprint.
+
+    ``None`` (never a copy) for bodies that an honest student can write identically: fewer
+    than three statements or twelve instructions, pure plumbing (loads, calls, stores and
+    returns with no computation: delegation, an ``__init__`` that stores its arguments, a
+    ``__call__`` that forwards) and the dunder methods of Python's class protocol."""
     if code in _FINGERPRINTS:
         return _FINGERPRINTS[code]
-    ops = []
-    for ins in dis.get_instructions(code):
-        if ins.opname in _SKIP_OPS:
-            continue
-        arg = None if ins.opcode in _JUMPS else ins.argval
-        if isinstance(arg, types.CodeType):
-            arg = arg.co_name
-        ops.append((_SAME_OPS.get(ins.opname, ins.opname), repr(arg)))
+    ops, statements, plumbing = _instructions(code)
     found = None
-    if len(ops) >= _MIN_FINGERPRINT_OPS:
-        found = (tuple(ops), code.co_varnames, code.co_argcount, code.co_kwonlyargcount)
+    if (len(ops) >= _MIN_FINGERPRINT_OPS and statements >= _MIN_FINGERPRINT_STATEMENTS
+            and not plumbing and not _is_protocol_dunder(code.co_name)):
+        found = (ops, code.co_varnames, code.co_argcount, code.co_kwonlyargcount)
     if len(_FINGERPRINTS) < 100_000:
         _FINGERPRINTS[code] = found
     return found
+
+
+def _instructions(code: types.CodeType) -> tuple[tuple, int, bool]:
+    """``(ops, statements, plumbing)``: the normalised instructions (a nested function or
+    lambda stands for its own instructions and variable names, so that two bodies that differ
+    only inside a lambda differ), the number of statements, and whether the body is only
+    plumbing (:data:`_PLUMBING_OPS`)."""
+    ops, statement_lines, plumbing, line = [], set(), True, None
+    for ins in dis.get_instructions(code):
+        line = _line(ins, line)
+        if ins.opname in _SKIP_OPS:
+            continue
+        opname = _SAME_OPS.get(ins.opname, ins.opname)
+        if opname in _STATEMENT_ENDS or "JUMP_IF" in opname or opname.startswith("POP_JUMP"):
+            statement_lines.add(line)
+        plumbing = plumbing and opname in _PLUMBING_OPS
+        arg = None if ins.opcode in _JUMPS else ins.argval
+        if isinstance(arg, types.CodeType):
+            arg = (arg.co_name, _instructions(arg)[0], arg.co_varnames)
+        ops.append((opname, repr(arg)))
+    return tuple(ops), len(statement_lines), plumbing
 
 
 # library code is never a student's copy: not worth fingerprinting
@@ -381,7 +441,8 @@ class Watch:
     * calls into *forbidden code objects* (the reference and the private helpers it ran),
       reported as cheating;
     * calls to a function whose body is a verbatim copy of a forbidden one (same bytecode,
-      names and constants, compiled elsewhere), reported as cheating;
+      names and constants, compiled elsewhere), reported as cheating; short, delegating and
+      boilerplate bodies never count (:func:`_fingerprint`);
     * while a public nnbolts function the student may use runs (``fan_in_and_fan_out``,
       ``minibatches`` inside a training loop), only the *core* forbidden code counts: the
       reference and the private code of its own module;
@@ -482,9 +543,16 @@ class Watch:
             if not any(part.startswith("_") for part in qual.split(".") if part != "<locals>"):
                 return _PUBLIC_HELPER
             return _NOTHING
-        if self.fingerprints and not path.startswith(_LIBRARY_DIRS):
-            return _HIT if _fingerprint(code) in self.fingerprints else _NOTHING
-        return _NOTHING
+        return _HIT if self.copy_of(code) is not None else _NOTHING
+
+    def copy_of(self, code: types.CodeType) -> str | None:
+        """The name of the forbidden code that ``code`` is a verbatim copy of, or ``None``.
+        Library code is never a copy; neither is a body too short or too generic to tell
+        (see :func:`_fingerprint`)."""
+        if not self.fingerprints or code.co_filename.startswith(_LIBRARY_DIRS):
+            return None
+        fingerprint = _fingerprint(code)
+        return None if fingerprint is None else self.fingerprints.get(fingerprint)
 
     def _record(self, code) -> None:
         if code in self.forbidden:
@@ -492,7 +560,7 @@ class Watch:
         elif code in self.discouraged:
             self.hits.append(("torch", self.discouraged[code]))
         else:
-            self.hits.append(("copy", self.fingerprints[_fingerprint(code)]))
+            self.hits.append(("copy", self.copy_of(code)))
 
     # -- use -------------------------------------------------------------------------------
     @contextmanager

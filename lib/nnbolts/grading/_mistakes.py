@@ -26,8 +26,10 @@ class Mistake:
     """A named wrong variant of a reference.
 
     ``fn`` has the reference's call signature (for an optimizer rule it is an ``(init, step)``
-    pair); ``applies(*args, **kwargs)``, if given, says whether the variant differs from the
-    reference for these arguments at all (a forgotten weight decay cannot be seen without one).
+    pair; for a schedule it is a factory that takes the reference schedule's hyperparameters as
+    keywords and returns the wrong schedule); ``applies(*args, **kwargs)``, if given, says
+    whether the variant differs from the reference for these arguments at all (a forgotten
+    weight decay cannot be seen without one).
 
     Example hidden-test cell: ``check_elementwise(relu, nnbolts.activations.relu, mistakes=[
     Mistake("returned z unchanged", "negative inputs must become 0", lambda z: z.clone())])``
@@ -830,7 +832,17 @@ def _rules() -> None:
         _CATALOGUE[id(step)] = (step, _CATALOGUE[rule][1])
 
 
+def _schedules() -> None:
+    import nnbolts.schedules as S
+
+    from ._schedule_mistakes import schedule_mistakes
+
+    for name, mistakes in schedule_mistakes():
+        _add(getattr(S, name), *mistakes)
+
+
 def _build() -> None:
     _activations()
     _initializers()
     _rules()
+    _schedules()

@@ -30,13 +30,17 @@ from ._mistakes import Mistake, known_mistakes
 @dataclass
 class RuleSpec:
     """An optimizer rule as the grader knows it: the reference pair, which step keywords are
-    also ``*_init`` keywords, the default hyperparameter grid and torch's module for it."""
+    also ``*_init`` keywords, the default hyperparameter grid and torch's module for it.
+
+    ``torch_module`` names the module of torch's implementation, or a tuple of modules when
+    that implementation runs code in several files (``torch.optim.AdamW`` is a subclass of
+    ``Adam`` whose ``step`` is in ``torch/optim/adam.py``)."""
 
     init: Callable
     step: Callable
     init_keys: tuple[str, ...] = ()
     grid: list[dict] = field(default_factory=list)
-    torch_module: str | None = None
+    torch_module: str | tuple[str, ...] | None = None
 
 
 RULES: dict[str, RuleSpec] = {
@@ -83,7 +87,7 @@ RULES: dict[str, RuleSpec] = {
          "grad_scale": 0.3},
         {"lr": 0.01, "betas": (0.9, 0.6), "weight_decay": 0.1, "amsgrad": True,
          "grad_decay": 0.6},
-    ], "torch.optim.adamw"),
+    ], ("torch.optim.adamw", "torch.optim.adam")),
     "nadam": RuleSpec(O.nadam_init, O.nadam_step, (), [
         {"lr": 0.01},
         {"lr": 0.01, "betas": (0.8, 0.99), "momentum_decay": 0.01, "weight_decay": 0.1},
@@ -155,12 +159,7 @@ def check_rule(student_init, student_step, rule: str = "adam", hyperparams=None,
     grid = [dict(h) for h in (hyperparams if hyperparams is not None else spec.grid)] or [{}]
     step_name = getattr(student_step, "__name__", None) or f"{rule}_step"
     init_name = getattr(student_init, "__name__", None) or f"{rule}_init"
-    torch_modules = ()
-    if torch_equivalents and spec.torch_module:
-        try:
-            torch_modules = (importlib.import_module(spec.torch_module),)
-        except ImportError:  # pragma: no cover - torch without that module
-            torch_modules = ()
+    torch_modules = _torch_modules(spec.torch_module) if torch_equivalents else ()
     session = Session(step_name, [spec.init, spec.step], timeout=timeout, budget=budget,
                       forbid=forbid, allow=allow, torch_modules=torch_modules,
                       anti_cheat=anti_cheat)
@@ -179,6 +178,19 @@ def check_rule(student_init, student_step, rule: str = "adam", hyperparams=None,
                                 Case(seed, i, device, dtype), steps, rtol, atol, catalogue)
 
     session.run(body)
+
+
+def _torch_modules(names) -> tuple:
+    """The torch modules named (one name or a tuple), leaving out any this torch lacks."""
+    if not names:
+        return ()
+    modules = []
+    for name in (names,) if isinstance(names, str) else names:
+        try:
+            modules.append(importlib.import_module(name))
+        except ImportError:  # pragma: no cover - torch without that module
+            pass
+    return tuple(modules)
 
 
 def _trajectory(session, spec, student_init, student_step, init_name, step_name, hp, i, n_hp,

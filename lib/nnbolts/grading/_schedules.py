@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import nnbolts.schedules as S
+
 from ._compare import compare_lists, compare_numbers, fmt_number
 from ._engine import DEFAULT_BUDGET, DEFAULT_TIMEOUT, Session, Where, describe_call, fail
+from ._mistakes import Mistake, known_mistakes
 
 _STEP_HINT = ("step counts completed updates, so the first update uses schedule(0); check "
               "where the step count enters the formula")
 
 
-def _diagnose(expected: list, got: list, rtol: float, atol: float,
-              reference=None) -> list[tuple[str, str]]:
-    """Known mistakes, read off the two sequences of rates (name, hint)."""
+def _diagnose(expected: list, got: list, rtol: float, atol: float) -> list[tuple[str, str]]:
+    """Mistakes any schedule can make, read off the two sequences of rates of steps
+    0, 1, 2, ... (name, hint): a shift by one step, a constant factor."""
     found = []
     n = len(expected)
     if n > 2 and compare_lists(expected[1:], got[:-1], rtol, atol)[0] is None:
@@ -25,19 +28,47 @@ def _diagnose(expected: list, got: list, rtol: float, atol: float,
             found.append((f"every rate is {fmt_number(ratio)} times the expected one",
                           "return the learning rate itself (not a factor of it), starting "
                           "from the rate the schedule was given"))
-    name = getattr(reference, "_name", None)
-    if name == "step_decay":
-        smooth = [reference.lr * reference.gamma ** (t / reference.step_size) for t in range(n)]
-        if compare_lists(smooth, got, rtol, atol)[0] is None:
-            found.append(("the decay is continuous instead of a staircase",
-                          "the exponent is the number of *completed* periods, an integer "
-                          "(floor division)"))
+    return found
+
+
+def _catalogue(reference, extra) -> list[Mistake]:
+    """The known mistakes for ``reference`` (a factory of nnbolts.schedules, or a schedule
+    object that one built) followed by the hidden test's own ``extra`` ones."""
+    found = known_mistakes(reference)
+    if not found and isinstance(reference, S.Schedule):
+        factory = getattr(S, reference._name, None)
+        if factory is not None:
+            found = known_mistakes(factory)
+    return found + list(extra)
+
+
+def _hyperparameters(ref, config) -> dict:
+    """What a catalogued variant is built from: the fields of the reference schedule object
+    (defaults filled in), else the configuration the hidden test gave."""
+    if isinstance(ref, S.Schedule):
+        return dict(ref._items())
+    return dict(config or {})
+
+
+def _matching(catalogue, hp: dict, step_list, got, rtol, atol) -> list[tuple[str, str]]:
+    """The catalogued variants whose rates at ``step_list`` all equal the student's."""
+    found = []
+    for mistake in catalogue:
+        try:
+            if mistake.applies is not None and not mistake.applies(**hp):
+                continue
+            variant = mistake.fn(**hp)
+            rates = [float(variant(t)) for t in step_list]
+        except Exception:  # a variant undefined for these hyperparameters: not this one
+            continue
+        if compare_lists(rates, got, rtol, atol)[0] is None:
+            found.append((mistake.name, mistake.hint))
     return found
 
 
 def check_schedule(student, reference, *, steps=100, configs=None, name=None, rtol=1e-6,
                    atol=1e-12, timeout=DEFAULT_TIMEOUT, budget=DEFAULT_BUDGET, forbid=(),
-                   allow=(), anti_cheat=True) -> None:
+                   allow=(), anti_cheat=True, mistakes=()) -> None:
     """Grade a learning-rate schedule: ``schedule(step) -> lr`` for ``step`` in
     ``range(steps)`` (or the given iterable of steps) against the reference's rates.
 
@@ -49,9 +80,15 @@ def check_schedule(student, reference, *, steps=100, configs=None, name=None, rt
     (default 1e-6 relative: schedules are float64 Python arithmetic, torch's schedulers
     float32-accurate). The schedule must be a pure function of the step: it is also evaluated
     in reverse order and must give the same rates (a schedule that counts its own calls fails).
-    The message recognises a schedule off by one step (the first update uses ``schedule(0)``),
-    one off by a constant factor (a multiplier instead of a rate) and a step decay computed
-    without the floor. Calls into nnbolts' schedules count as cheating, so when grading a
+    The message recognises a schedule off by one step (the first update uses ``schedule(0)``)
+    and one off by a constant factor (a multiplier instead of a rate) for any schedule, and the
+    catalogued mistakes of nnbolts' ``step_decay``, ``exponential``, ``inverse_time``,
+    ``linear``, ``cosine`` and ``warmup`` (a staircase rounded up, ``γ·t`` for ``γᵗ``, a linear
+    decay that overshoots ``total_steps``, a cosine that ignores ``final_lr``, a warmup that
+    does not restart the wrapped schedule's clock, integer division, ...; see
+    :func:`known_mistakes`), plus ``mistakes``: :class:`Mistake` objects whose ``fn`` takes the
+    reference schedule's hyperparameters as keywords and returns the wrong schedule. Calls
+    into nnbolts' schedules count as cheating, so when grading a
     wrapper (``warmup``, ``sequence``) wrap plain functions (``lambda t: 0.1``) or the student's
     own schedules, not nnbolts schedule objects. Other arguments as in :func:`check_function`.
 
@@ -63,6 +100,7 @@ def check_schedule(student, reference, *, steps=100, configs=None, name=None, rt
     session = Session(label, [reference if configs is not None else None], timeout=timeout,
                       budget=budget, forbid=forbid, allow=allow,
                       anti_cheat=anti_cheat)
+    catalogue = _catalogue(reference, mistakes)
 
     def body():
         session.vet_student(student)
@@ -82,12 +120,13 @@ def check_schedule(student, reference, *, steps=100, configs=None, name=None, rt
                 pairs.append((config, ref, built))
         for k, (config, ref, stu) in enumerate(pairs):
             _compare_schedule(session, label, config, ref, stu, step_list, rtol, atol, k,
-                              len(pairs))
+                              len(pairs), catalogue)
 
     session.run(body)
 
 
-def _compare_schedule(session, label, config, ref, stu, step_list, rtol, atol, k, n):
+def _compare_schedule(session, label, config, ref, stu, step_list, rtol, atol, k, n,
+                      catalogue=()):
     made = describe_call(label, [], (), config) if config else label
     expected = [float(session.reference(ref, t)) for t in step_list]
     got = []
@@ -103,8 +142,10 @@ def _compare_schedule(session, label, config, ref, stu, step_list, rtol, atol, k
     if first is not None:
         t = step_list[first]
         where = Where(extra=f"step {t}" + (f", configuration {k + 1} of {n}" if n > 1 else ""))
-        diagnosed = _diagnose(expected, got, rtol, atol, ref) if step_list == list(
+        diagnosed = _diagnose(expected, got, rtol, atol) if step_list == list(
             range(len(step_list))) else []
+        diagnosed += _matching(catalogue, _hyperparameters(ref, config), step_list, got, rtol,
+                               atol)
         lines = [f"schedule: {made}" if config else "",
                  f"first difference at step {t}: expected {fmt_number(expected[first])}, got "
                  f"{fmt_number(got[first])}",

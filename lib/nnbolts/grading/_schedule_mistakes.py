@@ -1,0 +1,266 @@
+"""Known mistakes of the learning-rate schedules of assignment 05 (step_decay, exponential,
+inverse_time, linear, cosine, warmup), written against the definitions of
+:mod:`nnbolts.schedules`.
+
+Each variant is a *factory*: it takes the reference schedule's hyperparameters as keywords (the
+fields of the nnbolts schedule object, so defaults are filled in) and returns the wrong
+schedule, a plain function ``step -> lr``. ``applies`` says whether the variant can differ from
+the reference at all for these hyperparameters (a forgotten ``final_lr`` cannot show when it is
+0). Mistakes that are a plain shift of the steps or a constant factor are recognised for every
+schedule by :func:`nnbolts.grading._schedules._diagnose` and are not repeated here.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ._mistakes import Mistake
+
+
+def _shape(fn):
+    """A factory whose schedule is ``fn(t, **hp)``: the variants below only write the rate."""
+    def factory(**hp):
+        return lambda t: float(fn(t, **hp))
+    return factory
+
+
+# --------------------------------------------------------------------------------------------
+# step_decay: lr * gamma ** (t // step_size)
+# --------------------------------------------------------------------------------------------
+
+def _step_decay() -> list[Mistake]:
+    def long_periods(**hp):
+        return hp["step_size"] > 1
+
+    return [
+        Mistake("the decay is continuous instead of a staircase",
+                "the exponent is the number of *completed* periods, an integer (floor "
+                "division)",
+                _shape(lambda t, lr, step_size, gamma, **_: lr * gamma ** (t / step_size)),
+                applies=long_periods),
+        Mistake("the exponent is rounded up (ceil) instead of down",
+                "the rate keeps its value for step_size whole steps: the exponent is "
+                "⌊t / step_size⌋ (floor division //), so step 1 still uses lr",
+                _shape(lambda t, lr, step_size, gamma, **_:
+                       lr * gamma ** math.ceil(t / step_size)),
+                applies=long_periods),
+        Mistake("the exponent is step % step_size (a remainder) instead of step // step_size",
+                "the remainder starts again at 0 in every period, so the rate jumps back up; "
+                "the exponent counts the completed periods",
+                _shape(lambda t, lr, step_size, gamma, **_: lr * gamma ** (t % step_size)),
+                applies=long_periods),
+        Mistake("the rate decays at every step instead of every step_size steps",
+                "divide the step by step_size (floor division) before using it as the exponent",
+                _shape(lambda t, lr, gamma, **_: lr * gamma ** t), applies=long_periods),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# exponential: lr * gamma ** t
+# --------------------------------------------------------------------------------------------
+
+def _exponential() -> list[Mistake]:
+    return [
+        Mistake("γ·t instead of γᵗ (the step multiplies instead of being the exponent)",
+                "exponential decay multiplies the rate by γ once per step: η₀·γᵗ",
+                _shape(lambda t, lr, gamma, **_: lr * gamma * t)),
+        Mistake("γ used as the rate k of η₀·e^(−kt)",
+                "gamma is the factor per step, η₀·γᵗ; the continuous form η₀·e^(−kt) is the "
+                "same curve with γ = e^(−k)",
+                _shape(lambda t, lr, gamma, **_: lr * math.exp(-gamma * t))),
+        Mistake("the factor per step is 1 − γ instead of γ",
+                "gamma is what the rate is multiplied by at every step (0.99 keeps 99 %), not "
+                "the fraction taken off",
+                _shape(lambda t, lr, gamma, **_: lr * (1 - gamma) ** t),
+                applies=lambda **hp: hp["gamma"] != 0.5),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# inverse_time: lr / (1 + decay_rate * t / decay_steps)
+# --------------------------------------------------------------------------------------------
+
+def _inverse_time() -> list[Mistake]:
+    return [
+        Mistake("the decay term k·t / n is computed with integer division (//)",
+                "use true division /: the 1/t decay changes a little at every step, not in "
+                "jumps",
+                _shape(lambda t, lr, decay_rate, decay_steps, **_:
+                       lr / (1 + decay_rate * t // decay_steps))),
+        Mistake("t // decay_steps (a staircase) instead of t / decay_steps",
+                "use true division /: η₀ / (1 + k·t / n) decays at every step",
+                _shape(lambda t, lr, decay_rate, decay_steps, **_:
+                       lr / (1 + decay_rate * (t // decay_steps))),
+                applies=lambda **hp: hp["decay_steps"] > 1),
+        Mistake("decay_steps is ignored (k·t instead of k·t / n)",
+                "the step is measured in units of decay_steps: η₀ / (1 + k·t / n)",
+                _shape(lambda t, lr, decay_rate, **_: lr / (1 + decay_rate * t)),
+                applies=lambda **hp: hp["decay_steps"] != 1),
+        Mistake("decay_rate and decay_steps swapped",
+                "k = decay_rate multiplies the step and n = decay_steps divides it: "
+                "η₀ / (1 + k·t / n)",
+                _shape(lambda t, lr, decay_rate, decay_steps, **_:
+                       lr / (1 + decay_steps * t / decay_rate)),
+                applies=lambda **hp: hp["decay_rate"] != hp["decay_steps"]),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# linear: (1 - a) * lr + a * final_lr with a = min(t, total_steps) / total_steps
+# --------------------------------------------------------------------------------------------
+
+def _interpolate(lr, final_lr, alpha):
+    return (1 - alpha) * lr + alpha * final_lr
+
+
+def _linear() -> list[Mistake]:
+    def moves(**hp):
+        return hp["lr"] != hp["final_lr"]
+
+    return [
+        Mistake("linear never reaches final_lr: it stops one step short",
+                "α = min(t, τ)/τ reaches 1 at step τ = total_steps, and from there on the rate "
+                "is final_lr",
+                _shape(lambda t, lr, final_lr, total_steps, **_: _interpolate(
+                    lr, final_lr, min(t, total_steps - 1) / total_steps)),
+                applies=moves),
+        Mistake("linear reaches final_lr at step total_steps − 1 instead of total_steps",
+                "the rate is lr at step 0 and final_lr at step τ: α = min(t, τ)/τ",
+                _shape(lambda t, lr, final_lr, total_steps, **_: _interpolate(
+                    lr, final_lr, min(t, total_steps - 1) / (total_steps - 1))),
+                applies=lambda **hp: moves(**hp) and hp["total_steps"] > 1),
+        Mistake("linear keeps going past total_steps instead of holding final_lr",
+                "clamp the step, α = min(t, τ)/τ, so that the rate stays at final_lr after "
+                "step τ",
+                _shape(lambda t, lr, final_lr, total_steps, **_: _interpolate(
+                    lr, final_lr, t / total_steps)),
+                applies=moves),
+        Mistake("α is computed with integer division (//), so it stays 0 until total_steps",
+                "use true division /: α = min(t, τ)/τ grows from 0 to 1 in steps of 1/τ",
+                _shape(lambda t, lr, final_lr, total_steps, **_: _interpolate(
+                    lr, final_lr, min(t, total_steps) // total_steps)),
+                applies=lambda **hp: moves(**hp) and hp["total_steps"] > 1),
+        Mistake("lr and final_lr are swapped in the interpolation",
+                "at step 0 the rate is lr: η = (1 − α)·η₀ + α·η_τ",
+                _shape(lambda t, lr, final_lr, total_steps, **_: _interpolate(
+                    final_lr, lr, min(t, total_steps) / total_steps)),
+                applies=moves),
+        Mistake("the rate is clamped with max(…, final_lr), which fails when final_lr > lr",
+                "final_lr may be larger than lr (a ramp up): clamp the step, α = min(t, τ)/τ, "
+                "not the rate",
+                _shape(lambda t, lr, final_lr, total_steps, **_: max(_interpolate(
+                    lr, final_lr, t / total_steps), final_lr)),
+                applies=lambda **hp: hp["final_lr"] > hp["lr"]),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# cosine: final_lr + (lr - final_lr) * (1 + cos(pi * min(t, T) / T)) / 2
+# --------------------------------------------------------------------------------------------
+
+def _cosine_rate(lr, final_lr, angle, half=True):
+    return final_lr + (lr - final_lr) * (1 + math.cos(angle)) / (2 if half else 1)
+
+
+def _cosine() -> list[Mistake]:
+    def has_floor(**hp):
+        return hp["final_lr"] != 0
+
+    return [
+        Mistake("the cosine is stretched over 2·total_steps (π·t / 2T): it only gets halfway "
+                "down",
+                "half a cosine wave over total_steps: cos(π·min(t, T)/T) goes from 1 at step 0 "
+                "to −1 at step T",
+                _shape(lambda t, lr, total_steps, final_lr, **_: _cosine_rate(
+                    lr, final_lr, math.pi * min(t, total_steps) / (2 * total_steps)))),
+        Mistake("a full cosine wave (2π·t / T) instead of half a wave: the rate comes back up "
+                "to lr",
+                "cos(π·min(t, T)/T) goes from 1 at step 0 to −1 at step T",
+                _shape(lambda t, lr, total_steps, final_lr, **_: _cosine_rate(
+                    lr, final_lr, 2 * math.pi * min(t, total_steps) / total_steps))),
+        Mistake("final_lr is ignored (the rate anneals to 0)",
+                "the rate anneals to the floor: η_T + (η₀ − η_T)·(1 + cos(π·min(t, T)/T))/2",
+                _shape(lambda t, lr, total_steps, **_: _cosine_rate(
+                    lr, 0.0, math.pi * min(t, total_steps) / total_steps)),
+                applies=has_floor),
+        Mistake("the cosine term is scaled by lr instead of lr − final_lr",
+                "the rate goes from η₀ down to η_T: η_T + (η₀ − η_T)·(1 + cos(π·min(t, T)/T))/2",
+                _shape(lambda t, lr, total_steps, final_lr, **_: final_lr + _cosine_rate(
+                    lr, 0.0, math.pi * min(t, total_steps) / total_steps)),
+                applies=has_floor),
+        Mistake("the rate climbs back up after total_steps (the step is not clamped)",
+                "use min(t, T): after step T the rate stays at final_lr (torch's "
+                "CosineAnnealingLR climbs back up, this schedule does not)",
+                _shape(lambda t, lr, total_steps, final_lr, **_: _cosine_rate(
+                    lr, final_lr, math.pi * t / total_steps))),
+        Mistake("the factor ½ is missing: (1 + cos) goes from 2 to 0",
+                "(1 + cos(π·min(t, T)/T))/2 goes from 1 at step 0 to 0 at step T",
+                _shape(lambda t, lr, total_steps, final_lr, **_: _cosine_rate(
+                    lr, final_lr, math.pi * min(t, total_steps) / total_steps, half=False))),
+        Mistake("min(t, T) // T: the cosine's argument is computed with integer division, so "
+                "the rate stays at lr until total_steps",
+                "use true division /: the argument π·min(t, T)/T grows smoothly from 0 to π",
+                _shape(lambda t, lr, total_steps, final_lr, **_: _cosine_rate(
+                    lr, final_lr, math.pi * (min(t, total_steps) // total_steps)))),
+        Mistake("π·t // T: the cosine's argument is rounded down by integer division",
+                "use true division /: the argument π·min(t, T)/T grows smoothly from 0 to π",
+                _shape(lambda t, lr, total_steps, final_lr, **_: _cosine_rate(
+                    lr, final_lr, math.pi * min(t, total_steps) // total_steps))),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# warmup: s(0) * (f + (1 - f) * t / w) for t < w, then s(t - w)
+# --------------------------------------------------------------------------------------------
+
+def _warmed(ramp, after=lambda s, t, w: s(t - w)):
+    """A warmup variant: ``ramp(s, t, w, f)`` below ``w`` steps, ``after(s, t, w)`` from
+    there on (by default the reference's shifted clock)."""
+    def factory(*, schedule, warmup_steps, start_factor=0.0, **_):
+        def rate(t):
+            if t >= warmup_steps:
+                return float(after(schedule, t, warmup_steps))
+            return float(ramp(schedule, t, warmup_steps, start_factor))
+        return rate
+    return factory
+
+
+def _ramp(s, t, w, f):
+    return s(0) * (f + (1 - f) * t / w)
+
+
+def _warmup() -> list[Mistake]:
+    def has_start(**hp):
+        return hp["start_factor"] > 0
+
+    return [
+        Mistake("the warmup ramp is one step ahead (t + 1 instead of t)",
+                "step counts completed updates: the first update uses start_factor·s(0) (0 by "
+                "default) and the ramp reaches s(0) at step warmup_steps",
+                _warmed(lambda s, t, w, f: _ramp(s, t + 1, w, f))),
+        Mistake("the wrapped schedule's clock is not restarted: s(t) instead of "
+                "s(t − warmup_steps)",
+                "after the warmup the wrapped schedule starts from its own step 0: s(t − w)",
+                _warmed(_ramp, after=lambda s, t, w: s(t))),
+        Mistake("the ramp multiplies s(t) instead of s(0)",
+                "during the warmup the rate climbs in a straight line to s(0), the value the "
+                "wrapped schedule starts from",
+                _warmed(lambda s, t, w, f: s(t) * (f + (1 - f) * t / w))),
+        Mistake("start_factor is ignored (the ramp starts at 0)",
+                "the ramp starts at start_factor·s(0): s(0)·(f + (1 − f)·t / w)",
+                _warmed(lambda s, t, w, f: _ramp(s, t, w, 0.0)), applies=has_start),
+        Mistake("the ramp's slope ignores start_factor: f + t / w instead of f + (1 − f)·t / w",
+                "the ramp must end at s(0) at step warmup_steps: s(0)·(f + (1 − f)·t / w)",
+                _warmed(lambda s, t, w, f: s(0) * (f + t / w)), applies=has_start),
+        Mistake("t / warmup_steps is computed with integer division (//)",
+                "use true division /: the rate climbs a little at every warmup step",
+                _warmed(lambda s, t, w, f: s(0) * (f + (1 - f) * (t // w))),
+                applies=lambda **hp: hp["warmup_steps"] > 1),
+    ]
+
+
+def schedule_mistakes():
+    """``[(name of the nnbolts.schedules factory, [Mistake, ...]), ...]`` for the catalogue."""
+    return [("step_decay", _step_decay()), ("exponential", _exponential()),
+            ("inverse_time", _inverse_time()), ("linear", _linear()), ("cosine", _cosine()),
+            ("warmup", _warmup())]

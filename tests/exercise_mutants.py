@@ -1,0 +1,1084 @@
+'''Wrong implementations of every graded function of the exercises, each a realistic mistake.
+
+``tests/test_exercise_mutants.py`` runs an assignment's source notebook (solutions/<NN-topic>/)
+with one mutant at a time and requires the notebook to lose points: at least one graded test
+cell, visible part or hidden part, must raise. When ``hint`` is set, the message of some failing
+cell must contain it: the grader's "This looks like: ..." diagnosis, or the visible test's own
+explanation. ``hint=None`` means only that the mutant must lose points (the message just shows
+the expected and received values).
+
+A mutant is a snippet executed right after the solution cell that defines ``function``, so it
+replaces the solution's definition for every cell that follows, including other solution cells
+that call it (a wrong ``sigmoid`` also makes ``silu`` wrong, as it would in a student's
+notebook). The snippet redefines only the function it is named after; it sees the setup cell's
+imports (``math``, ``torch``, ``F``, ...) and the solution's other functions.
+
+Long functions (the optimizer steps, the training loop, the checkpoint pair) are written once
+as a template of the solution with named slots, and each mutant fills one slot wrongly, e.g.
+``_adam(update="return param - lr * m / (torch.sqrt(v) + eps), new")``, so that an entry shows
+only its mistake. Mistakes that only a GPU reveals (a tensor left on the CPU) are not listed:
+the catalogue must fail on the CPU-only machines that run the test suite.
+
+To add a mutant, append ``(function, label, code, hint)`` to its assignment's ``_group(...)``:
+
+* ``label`` is short and unique for its function (the test id is ``assignment:function:label``);
+* ``code`` is the whole ``def`` of ``function`` (with any import it needs) with one mistake a
+  student would make, short and readable, or a template filled with one wrong slot;
+* ``hint`` is a phrase of the message the student should get, or ``None``.
+
+A new graded function needs at least three mutants (a conceptual question ``q_*``, one or two
+wrong answers). If a mutant passes every test cell, the notebook has a grading gap: tighten the
+visible or hidden test in solutions/ and run ``make exercises``, rather than drop the mutant.
+'''
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One wrong implementation of one graded function of one assignment."""
+
+    assignment: str
+    function: str
+    label: str
+    code: str
+    hint: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.assignment}:{self.function}:{self.label}"
+
+
+def _group(assignment: str, *entries: tuple) -> list[Mutant]:
+    """Mutants of one assignment from (function, label, code, hint) tuples; code is dedented."""
+    return [Mutant(assignment, function, label, textwrap.dedent(code).strip() + "\n", hint)
+            for function, label, code, hint in entries]
+
+
+def _answer(function: str, value: str) -> str:
+    return f"def {function}():\n    return {value}\n"
+
+
+ACTIVATIONS = _group(
+    "01-activations",
+    ("sigmoid", "sign-flipped", """
+        def sigmoid(z):
+            return 1 / (1 + torch.exp(z))
+        """, None),
+    ("sigmoid", "torch-sigmoid", """
+        def sigmoid(z):
+            return torch.sigmoid(z)
+        """, "uses torch's own sigmoid"),
+    ("sigmoid", "math-exp-loop", """
+        def sigmoid(z):
+            values = [1 / (1 + math.exp(-v)) if v >= 0 else math.exp(v) / (1 + math.exp(v))
+                      for v in z.flatten().tolist()]
+            return torch.tensor(values).reshape(z.shape)
+        """, "keep the dtype"),
+    ("sigmoid_grad", "returns-sigmoid", """
+        def sigmoid_grad(z):
+            return sigmoid(z)
+        """, None),
+    ("sigmoid_grad", "formula-on-z", """
+        def sigmoid_grad(z):
+            return z * (1 - z)
+        """, None),
+    ("sigmoid_grad", "tanh-rule", """
+        def sigmoid_grad(z):
+            s = sigmoid(z)
+            return 1 - s * s
+        """, None),
+    ("tanh_grad", "formula-on-z", """
+        def tanh_grad(z):
+            return 1 - z ** 2
+        """, None),
+    ("tanh_grad", "square-missing", """
+        def tanh_grad(z):
+            return 1 - torch.tanh(z)
+        """, None),
+    ("tanh_grad", "exp-overflow", """
+        def tanh_grad(z):
+            e = torch.exp(2 * z)
+            return 4 * e / (1 + e) ** 2
+        """, "tanh_grad([-1e4, 1e4]) gave"),
+    ("relu", "returns-mask", """
+        def relu(z):
+            return (z > 0).to(z.dtype)
+        """, None),
+    ("relu", "clamp-wrong-side", """
+        def relu(z):
+            return torch.clamp(z, max=0)
+        """, None),
+    ("relu", "in-place", """
+        def relu(z):
+            z[z < 0] = 0
+            return z
+        """, "modified its argument"),
+    ("relu_grad", "one-at-zero", """
+        def relu_grad(z):
+            return (z >= 0).to(z.dtype)
+        """, None),
+    ("relu_grad", "bool-tensor", """
+        def relu_grad(z):
+            return z > 0
+        """, "not a bool tensor"),
+    ("relu_grad", "always-float32", """
+        def relu_grad(z):
+            return (z > 0).float()
+        """, "returned a float32 tensor for float64 input"),
+    ("leaky_relu", "slope-hard-coded", """
+        def leaky_relu(z, negative_slope=0.01):
+            return torch.where(z > 0, z, 0.01 * z)
+        """, None),
+    ("leaky_relu", "wrong-default", """
+        def leaky_relu(z, negative_slope=0.1):
+            return torch.where(z > 0, z, negative_slope * z)
+        """, "leaky_relu([-2, 3]) gave"),
+    ("leaky_relu", "plain-relu", """
+        def leaky_relu(z, negative_slope=0.01):
+            return torch.where(z > 0, z, torch.zeros_like(z))
+        """, None),
+    ("elu", "alpha-missing", """
+        def elu(z, alpha=1.0):
+            return torch.where(z > 0, z, torch.expm1(torch.clamp(z, max=0)))
+        """, "elu([-1], alpha=2) gave"),
+    ("elu", "minus-one-missing", """
+        def elu(z, alpha=1.0):
+            return torch.where(z > 0, z, alpha * torch.exp(torch.clamp(z, max=0)))
+        """, None),
+    ("elu", "bracket-flipped", """
+        def elu(z, alpha=1.0):
+            return torch.where(z > 0, z, alpha * (1 - torch.exp(torch.clamp(z, max=0))))
+        """, None),
+    ("silu", "factor-z-missing", """
+        def silu(z):
+            return sigmoid(z)
+        """, None),
+    ("silu", "sign-flipped", """
+        def silu(z):
+            return z * sigmoid(-z)
+        """, None),
+    ("silu", "torch-silu", """
+        def silu(z):
+            return torch.nn.functional.silu(z)
+        """, "uses torch.nn.functional.silu"),
+    ("silu_grad", "product-rule-incomplete", """
+        def silu_grad(z):
+            return sigmoid(z)
+        """, None),
+    ("silu_grad", "sigmoid-derivative", """
+        def silu_grad(z):
+            return sigmoid(z) * sigmoid(-z)
+        """, None),
+    ("silu_grad", "second-term-sign", """
+        def silu_grad(z):
+            return sigmoid(z) * (1 - z * sigmoid(-z))
+        """, None),
+    ("softmax", "no-max-shift", """
+        def softmax(z, dim=-1):
+            e = torch.exp(z)
+            return e / e.sum(dim=dim, keepdim=True)
+        """, "softmax([0, 0, 1e4]) gave"),
+    ("softmax", "ignores-dim", """
+        def softmax(z, dim=-1):
+            e = torch.exp(z - torch.amax(z, dim=-1, keepdim=True))
+            return e / e.sum(dim=-1, keepdim=True)
+        """, "with dim=0 each column must sum to 1"),
+    ("softmax", "global-max", """
+        def softmax(z, dim=-1):
+            e = torch.exp(z - z.max())
+            return e / e.sum(dim=dim, keepdim=True)
+        """, None),
+    ("softmax", "keepdim-missing", """
+        def softmax(z, dim=-1):
+            e = torch.exp(z - torch.amax(z, dim=dim, keepdim=True))
+            return e / e.sum(dim=dim)
+        """, None),
+    ("saturated_sigmoid_derivative", "depends", _answer("saturated_sigmoid_derivative", '"D"'),
+     "not the right choice"),
+    ("saturated_sigmoid_derivative", "one-quarter",
+     _answer("saturated_sigmoid_derivative", '"C"'), "not the right choice"),
+    ("largest_sigmoid_slope", "one-half", _answer("largest_sigmoid_slope", "0.5"),
+     "not the right value"),
+    ("largest_sigmoid_slope", "one", _answer("largest_sigmoid_slope", "1.0"),
+     "not the right value"),
+    ("dead_unit_activation", "sigmoid", _answer("dead_unit_activation", '"A"'),
+     "not the right choice"),
+    ("dead_unit_activation", "lowercase", _answer("dead_unit_activation", '"c"'),
+     "answer with one letter"),
+)
+
+INITIALIZERS = _group(
+    "02-initializers",
+    ("fan_in_and_fan_out", "swapped", """
+        def fan_in_and_fan_out(tensor):
+            if tensor.dim() < 2:
+                raise ValueError("fan_in and fan_out need at least 2 dimensions")
+            kernel = math.prod(tensor.shape[2:])
+            return tensor.shape[0] * kernel, tensor.shape[1] * kernel
+        """, None),
+    ("fan_in_and_fan_out", "kernel-ignored", """
+        def fan_in_and_fan_out(tensor):
+            if tensor.dim() < 2:
+                raise ValueError("fan_in and fan_out need at least 2 dimensions")
+            return tensor.shape[1], tensor.shape[0]
+        """, "a (16, 3, 5, 5) convolution weight"),
+    ("fan_in_and_fan_out", "last-kernel-dim-only", """
+        def fan_in_and_fan_out(tensor):
+            if tensor.dim() < 2:
+                raise ValueError("fan_in and fan_out need at least 2 dimensions")
+            kernel = tensor.shape[-1] if tensor.dim() > 2 else 1
+            return tensor.shape[1] * kernel, tensor.shape[0] * kernel
+        """, None),
+    ("fan_in_and_fan_out", "no-value-error", """
+        def fan_in_and_fan_out(tensor):
+            kernel = math.prod(tensor.shape[2:])
+            return tensor.shape[1] * kernel, tensor.shape[0] * kernel
+        """, "IndexError"),
+    ("calculate_gain", "relu-gain-two", """
+        def calculate_gain(nonlinearity, param=None):
+            if nonlinearity == "relu":
+                return 2.0
+            if nonlinearity == "tanh":
+                return 5.0 / 3
+            if nonlinearity == "leaky_relu":
+                slope = 0.01 if param is None else param
+                return math.sqrt(2.0 / (1 + slope**2))
+            if nonlinearity == "selu":
+                return 3.0 / 4
+            return 1.0
+        """, None),
+    ("calculate_gain", "param-ignored", """
+        def calculate_gain(nonlinearity, param=None):
+            gains = {"linear": 1.0, "conv1d": 1.0, "conv2d": 1.0, "conv3d": 1.0, "sigmoid": 1.0,
+                     "tanh": 5.0 / 3, "relu": math.sqrt(2.0), "selu": 3.0 / 4,
+                     "leaky_relu": math.sqrt(2.0 / (1 + 0.01**2))}
+            return gains[nonlinearity]
+        """, None),
+    ("calculate_gain", "selu-forgotten", """
+        def calculate_gain(nonlinearity, param=None):
+            if nonlinearity in ("linear", "conv1d", "conv2d", "conv3d", "sigmoid"):
+                return 1.0
+            if nonlinearity == "tanh":
+                return 5.0 / 3
+            if nonlinearity == "relu":
+                return math.sqrt(2.0)
+            if nonlinearity == "leaky_relu":
+                slope = 0.01 if param is None else param
+                return math.sqrt(2.0 / (1 + slope**2))
+            raise ValueError(f"unsupported nonlinearity {nonlinearity!r}")
+        """, None),
+    ("calculate_gain", "param-or-default", """
+        def calculate_gain(nonlinearity, param=None):
+            if nonlinearity in ("linear", "conv1d", "conv2d", "conv3d", "sigmoid"):
+                return 1.0
+            if nonlinearity == "tanh":
+                return 5.0 / 3
+            if nonlinearity == "relu":
+                return math.sqrt(2.0)
+            if nonlinearity == "leaky_relu":
+                slope = param or 0.01
+                return math.sqrt(2.0 / (1 + slope**2))
+            if nonlinearity == "selu":
+                return 3.0 / 4
+            raise ValueError(f"unsupported nonlinearity {nonlinearity!r}")
+        """, None),
+    ("xavier_uniform_", "fan-in-only", """
+        def xavier_uniform_(tensor, gain=1.0, generator=None):
+            fan_in, _ = fan_in_and_fan_out(tensor)
+            bound = gain * math.sqrt(3.0 / fan_in)
+            with torch.no_grad():
+                return tensor.uniform_(-bound, bound, generator=generator)
+        """, None),
+    ("xavier_uniform_", "sqrt3-missing", """
+        def xavier_uniform_(tensor, gain=1.0, generator=None):
+            fan_in, fan_out = fan_in_and_fan_out(tensor)
+            bound = gain * math.sqrt(2.0 / (fan_in + fan_out))
+            with torch.no_grad():
+                return tensor.uniform_(-bound, bound, generator=generator)
+        """, None),
+    ("xavier_uniform_", "gain-forgotten", """
+        def xavier_uniform_(tensor, gain=1.0, generator=None):
+            fan_in, fan_out = fan_in_and_fan_out(tensor)
+            bound = math.sqrt(6.0 / (fan_in + fan_out))
+            with torch.no_grad():
+                return tensor.uniform_(-bound, bound, generator=generator)
+        """, None),
+    ("xavier_uniform_", "not-in-place", """
+        def xavier_uniform_(tensor, gain=1.0, generator=None):
+            fan_in, fan_out = fan_in_and_fan_out(tensor)
+            bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+            return torch.empty_like(tensor).uniform_(-bound, bound, generator=generator)
+        """, "initialise in place"),
+    ("xavier_uniform_", "generator-dropped", """
+        def xavier_uniform_(tensor, gain=1.0, generator=None):
+            fan_in, fan_out = fan_in_and_fan_out(tensor)
+            bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+            with torch.no_grad():
+                return tensor.uniform_(-bound, bound)
+        """, "same seed"),
+    ("kaiming_normal_", "mode-ignored", """
+        def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+            fan_in, _ = fan_in_and_fan_out(tensor)
+            std = calculate_gain(nonlinearity, a) / math.sqrt(fan_in)
+            with torch.no_grad():
+                return tensor.normal_(0, std, generator=generator)
+        """, None),
+    ("kaiming_normal_", "variance-as-std", """
+        def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+            fan_in, fan_out = fan_in_and_fan_out(tensor)
+            fan = fan_in if mode == "fan_in" else fan_out
+            std = calculate_gain(nonlinearity, a) ** 2 / fan
+            with torch.no_grad():
+                return tensor.normal_(0, std, generator=generator)
+        """, None),
+    ("kaiming_normal_", "slope-ignored", """
+        def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+            fan_in, fan_out = fan_in_and_fan_out(tensor)
+            fan = fan_in if mode == "fan_in" else fan_out
+            std = calculate_gain(nonlinearity) / math.sqrt(fan)
+            with torch.no_grad():
+                return tensor.normal_(0, std, generator=generator)
+        """, "the negative slope a is ignored in the gain"),
+    ("kaiming_normal_", "uniform-draws", """
+        def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+            fan_in, fan_out = fan_in_and_fan_out(tensor)
+            fan = fan_in if mode == "fan_in" else fan_out
+            bound = math.sqrt(3.0) * calculate_gain(nonlinearity, a) / math.sqrt(fan)
+            with torch.no_grad():
+                return tensor.uniform_(-bound, bound, generator=generator)
+        """, "uniform draws instead of normal ones"),
+    ("lecun_uniform_", "he-gain", """
+        def lecun_uniform_(tensor, generator=None):
+            fan_in, _ = fan_in_and_fan_out(tensor)
+            bound = math.sqrt(6.0 / fan_in)
+            with torch.no_grad():
+                return tensor.uniform_(-bound, bound, generator=generator)
+        """, None),
+    ("lecun_uniform_", "fan-out", """
+        def lecun_uniform_(tensor, generator=None):
+            _, fan_out = fan_in_and_fan_out(tensor)
+            bound = math.sqrt(3.0 / fan_out)
+            with torch.no_grad():
+                return tensor.uniform_(-bound, bound, generator=generator)
+        """, None),
+    ("lecun_uniform_", "sqrt3-missing", """
+        def lecun_uniform_(tensor, generator=None):
+            fan_in, _ = fan_in_and_fan_out(tensor)
+            bound = 1.0 / math.sqrt(fan_in)
+            with torch.no_grad():
+                return tensor.uniform_(-bound, bound, generator=generator)
+        """, None),
+    ("lecun_uniform_", "normal-draws", """
+        def lecun_uniform_(tensor, generator=None):
+            fan_in, _ = fan_in_and_fan_out(tensor)
+            with torch.no_grad():
+                return tensor.normal_(0, 1.0 / math.sqrt(fan_in), generator=generator)
+        """, None),
+    ("large_variance_outcome", "saturated-at-one", _answer("large_variance_outcome", '"A"'),
+     "not the right choice"),
+    ("large_variance_outcome", "not-saturated", _answer("large_variance_outcome", '"D"'),
+     "not the right choice"),
+    ("zero_init_outcome", "slower", _answer("zero_init_outcome", '"B"'), "not the right choice"),
+    ("zero_init_outcome", "biases-break-tie", _answer("zero_init_outcome", '"D"'),
+     "not the right choice"),
+    ("sigmoid_layer_bound", "factor-four-missing",
+     _answer("sigmoid_layer_bound", "math.sqrt(6 / (300 + 100))"), "not the right value"),
+    ("sigmoid_layer_bound", "fan-in-only", _answer("sigmoid_layer_bound", "4 * math.sqrt(3 / 300)"),
+     "not the right value"),
+)
+
+GRADIENT_DESCENT = _group(
+    "03-gradient-descent",
+    ("sgd_init", "zero-buffer", """
+        def sgd_init(param):
+            return {"momentum_buffer": torch.zeros_like(param)}
+        """, "sgd_init must not create a buffer"),
+    ("sgd_init", "step-counter", """
+        def sgd_init(param):
+            return {"step": 0}
+        """, None),
+    ("sgd_init", "velocity-key", """
+        def sgd_init(param):
+            return {"velocity": torch.zeros_like(param)}
+        """, None),
+    ("sgd_step", "buffer-starts-at-zero", """
+        def sgd_step(param, grad, state, *, lr=1e-3, momentum=0.0, dampening=0.0,
+                     weight_decay=0.0, nesterov=False, maximize=False):
+            g = -grad if maximize else grad
+            if weight_decay != 0:
+                g = g + weight_decay * param
+            new_state = dict(state)
+            if momentum != 0:
+                buf = state.get("momentum_buffer", torch.zeros_like(param))
+                buf = momentum * buf + (1 - dampening) * g
+                new_state["momentum_buffer"] = buf
+                g = g + momentum * buf if nesterov else buf
+            return param - lr * g, new_state
+        """, "dampening does not apply at the first step"),
+    ("sgd_step", "dampened-first-step", """
+        def sgd_step(param, grad, state, *, lr=1e-3, momentum=0.0, dampening=0.0,
+                     weight_decay=0.0, nesterov=False, maximize=False):
+            g = -grad if maximize else grad
+            if weight_decay != 0:
+                g = g + weight_decay * param
+            new_state = dict(state)
+            if momentum != 0:
+                buf = state.get("momentum_buffer")
+                buf = (1 - dampening) * g if buf is None else momentum * buf + (1 - dampening) * g
+                new_state["momentum_buffer"] = buf
+                g = g + momentum * buf if nesterov else buf
+            return param - lr * g, new_state
+        """, "dampening does not apply at the first step"),
+    ("sgd_step", "decay-after-momentum", """
+        def sgd_step(param, grad, state, *, lr=1e-3, momentum=0.0, dampening=0.0,
+                     weight_decay=0.0, nesterov=False, maximize=False):
+            g = -grad if maximize else grad
+            new_state = dict(state)
+            if momentum != 0:
+                buf = state.get("momentum_buffer")
+                buf = g.clone() if buf is None else momentum * buf + (1 - dampening) * g
+                new_state["momentum_buffer"] = buf
+                g = g + momentum * buf if nesterov else buf
+            return param - lr * (g + weight_decay * param), new_state
+        """, "weight decay added after the momentum"),
+    ("sgd_step", "in-place-update", """
+        def sgd_step(param, grad, state, *, lr=1e-3, momentum=0.0, dampening=0.0,
+                     weight_decay=0.0, nesterov=False, maximize=False):
+            g = -grad if maximize else grad
+            if weight_decay != 0:
+                g = g + weight_decay * param
+            if momentum != 0:
+                buf = state.get("momentum_buffer")
+                buf = g.clone() if buf is None else momentum * buf + (1 - dampening) * g
+                state["momentum_buffer"] = buf
+                g = g + momentum * buf if nesterov else buf
+            return param.sub_(lr * g), state
+        """, "sgd_step modified its arguments"),
+    ("sgd_step", "nesterov-ignored", """
+        def sgd_step(param, grad, state, *, lr=1e-3, momentum=0.0, dampening=0.0,
+                     weight_decay=0.0, nesterov=False, maximize=False):
+            g = -grad if maximize else grad
+            if weight_decay != 0:
+                g = g + weight_decay * param
+            new_state = dict(state)
+            if momentum != 0:
+                buf = state.get("momentum_buffer")
+                buf = g.clone() if buf is None else momentum * buf + (1 - dampening) * g
+                new_state["momentum_buffer"] = buf
+                g = buf
+            return param - lr * g, new_state
+        """, "the look-ahead term is missing"),
+    ("sgd_velocity_init", "float32-cpu-zeros", """
+        def sgd_velocity_init(param):
+            return {"velocity": torch.zeros(param.shape)}
+        """, None),
+    ("sgd_velocity_init", "python-zero", """
+        def sgd_velocity_init(param):
+            return {"velocity": 0.0}
+        """, "the velocity starts as a zero tensor"),
+    ("sgd_velocity_init", "pytorch-key", """
+        def sgd_velocity_init(param):
+            return {"momentum_buffer": torch.zeros_like(param)}
+        """, "the velocity starts as a zero tensor"),
+    ("sgd_velocity_step", "velocity-sign", """
+        def sgd_velocity_step(param, grad, state, *, lr=1e-2, momentum=0.9, nesterov=False):
+            v = momentum * state["velocity"] + lr * grad
+            new_param = param - momentum * v - lr * grad if nesterov else param - v
+            return new_param, {**state, "velocity": v}
+        """, "check the sign"),
+    ("sgd_velocity_step", "nesterov-old-velocity", """
+        def sgd_velocity_step(param, grad, state, *, lr=1e-2, momentum=0.9, nesterov=False):
+            v = momentum * state["velocity"] - lr * grad
+            if nesterov:
+                return param + momentum * state["velocity"] - lr * grad, {**state, "velocity": v}
+            return param + v, {**state, "velocity": v}
+        """, None),
+    ("sgd_velocity_step", "in-place-velocity", """
+        def sgd_velocity_step(param, grad, state, *, lr=1e-2, momentum=0.9, nesterov=False):
+            v = state["velocity"].mul_(momentum).sub_(lr * grad)
+            new_param = param + momentum * v - lr * grad if nesterov else param + v
+            return new_param, {**state, "velocity": v}
+        """, "sgd_velocity_step modified its arguments"),
+    ("sgd_velocity_step", "nesterov-ignored", """
+        def sgd_velocity_step(param, grad, state, *, lr=1e-2, momentum=0.9, nesterov=False):
+            v = momentum * state["velocity"] - lr * grad
+            return param + v, {**state, "velocity": v}
+        """, None),
+    ("descend_quartic", "decay-after-update", """
+        def descend_quartic(x0, steps, *, lr, momentum=0.0, nesterov=False, decay=1.0):
+            x, state, points = x0.clone(), sgd_init(x0), [x0.clone()]
+            for _ in range(steps):
+                x, state = sgd_step(x, quartic.gradient(x), state, lr=lr, momentum=momentum,
+                                    nesterov=nesterov)
+                lr = lr * decay
+                points.append(x)
+            return torch.stack(points)
+        """, "the first update already uses"),
+    ("descend_quartic", "start-missing", """
+        def descend_quartic(x0, steps, *, lr, momentum=0.0, nesterov=False, decay=1.0):
+            x, state, points = x0.clone(), sgd_init(x0), []
+            for _ in range(steps):
+                lr = lr * decay
+                x, state = sgd_step(x, quartic.gradient(x), state, lr=lr, momentum=momentum,
+                                    nesterov=nesterov)
+                points.append(x)
+            return torch.stack(points)
+        """, "expected a float64 tensor of shape (4, 1)"),
+    ("descend_quartic", "momentum-not-passed", """
+        def descend_quartic(x0, steps, *, lr, momentum=0.0, nesterov=False, decay=1.0):
+            x, state, points = x0.clone(), sgd_init(x0), [x0.clone()]
+            for _ in range(steps):
+                lr = lr * decay
+                x, state = sgd_step(x, quartic.gradient(x), state, lr=lr)
+                points.append(x)
+            return torch.stack(points)
+        """, None),
+    ("descend_quartic", "float32-start", """
+        def descend_quartic(x0, steps, *, lr, momentum=0.0, nesterov=False, decay=1.0):
+            x = torch.tensor([x0.item()])
+            state, points = sgd_init(x), [x]
+            for _ in range(steps):
+                lr = lr * decay
+                x, state = sgd_step(x, quartic.gradient(x), state, lr=lr, momentum=momentum,
+                                    nesterov=nesterov)
+                points.append(x)
+            return torch.stack(points)
+        """, "expected a float64 tensor"),
+    ("vanilla_gd_from_minus_five", "global", _answer("vanilla_gd_from_minus_five", '"A"'),
+     "not the right choice"),
+    ("vanilla_gd_from_minus_five", "hump", _answer("vanilla_gd_from_minus_five", '"C"'),
+     "not the right choice"),
+    ("momentum_from_minus_five", "nesterov-crosses", _answer("momentum_from_minus_five", '"C"'),
+     "not the right choice"),
+    ("momentum_from_minus_five", "both-global", _answer("momentum_from_minus_five", '"D"'),
+     "not the right choice"),
+    ("fast_decay_from_five", "reaches-minimum", _answer("fast_decay_from_five", '"A"'),
+     "not the right choice"),
+)
+
+_ADAGRAD = """
+    def adagrad_step(param, grad, state, *, lr=1e-2, lr_decay=0.0, weight_decay=0.0, eps=1e-10,
+                     maximize=False):
+        t = state["step"] + 1
+        g = -grad if maximize else grad
+        if weight_decay != 0:
+            g = g + weight_decay * param
+        s = {sum}
+        lr_t = {lr_t}
+        return param - lr_t * g / ({denom}), {{**state, "step": t, "sum": s}}
+    """
+
+_RMSPROP = """
+    def rmsprop_step(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
+                     momentum=0.0, centered=False, maximize=False):
+        new = {{**state, "step": state["step"] + 1}}
+        g = -grad if maximize else grad
+        if weight_decay != 0:
+            g = g + weight_decay * param
+        r = new["square_avg"] = {square_avg}
+        if centered:
+            m = new["grad_avg"] = alpha * state["grad_avg"] + (1 - alpha) * g
+            denom = {centered_denom}
+        else:
+            denom = {denom}
+        if momentum > 0:
+            {momentum}
+        return param - lr * g / denom, new
+    """
+
+_ADAM = """
+    def adam_step(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                  amsgrad=False, maximize=False):
+        beta1, beta2 = betas
+        t = {t}
+        g = -grad if maximize else grad
+        if weight_decay != 0:
+            g = g + weight_decay * param
+        m = beta1 * state["exp_avg"] + (1 - beta1) * g
+        v = beta2 * state["exp_avg_sq"] + (1 - beta2) * g * g
+        new = {{**state, "step": state["step"] + 1, "exp_avg": m, "exp_avg_sq": v}}
+        if amsgrad:
+            {amsgrad}
+        {update}
+    """
+_ADAM_UPDATE = """m_hat = m / (1 - beta1 ** t)
+        v_hat = v / (1 - beta2 ** t)
+        return param - lr * m_hat / (torch.sqrt(v_hat) + eps), new"""
+_AMSGRAD = 'v = new["max_exp_avg_sq"] = torch.maximum(state["max_exp_avg_sq"], v)'
+
+
+def _adagrad(**parts: str) -> str:
+    right = dict(sum='state["sum"] + g * g', lr_t="lr / (1 + (t - 1) * lr_decay)",
+                 denom="torch.sqrt(s) + eps")
+    return _ADAGRAD.format(**{**right, **parts})
+
+
+def _rmsprop(**parts: str) -> str:
+    right = dict(square_avg='alpha * state["square_avg"] + (1 - alpha) * g * g',
+                 centered_denom="torch.sqrt(r - m * m) + eps", denom="torch.sqrt(r) + eps",
+                 momentum='b = new["momentum_buffer"] = momentum * state["momentum_buffer"] + g / '
+                          'denom\n            return param - lr * b, new')
+    return _RMSPROP.format(**{**right, **parts})
+
+
+def _adam(**parts: str) -> str:
+    right = dict(t='state["step"] + 1', amsgrad=_AMSGRAD, update=_ADAM_UPDATE)
+    return _ADAM.format(**{**right, **parts})
+
+
+ADAPTIVE = _group(
+    "04-adaptive-optimizers",
+    ("adagrad_init", "accumulator-value-ignored", """
+        def adagrad_init(param, *, initial_accumulator_value=0.0):
+            return {"step": 0, "sum": torch.zeros_like(param)}
+        """, "initial_accumulator_value fills the sum"),
+    ("adagrad_init", "step-starts-at-one", """
+        def adagrad_init(param, *, initial_accumulator_value=0.0):
+            return {"step": 1, "sum": torch.full_like(param, initial_accumulator_value)}
+        """, "the state starts as step 0"),
+    ("adagrad_init", "step-as-tensor", """
+        def adagrad_init(param, *, initial_accumulator_value=0.0):
+            return {"step": torch.tensor(0),
+                    "sum": torch.full_like(param, initial_accumulator_value)}
+        """, "the Python int 1"),
+    ("adagrad_step", "eps-inside-root", _adagrad(denom="torch.sqrt(s + eps)"),
+     "ε belongs outside the square root"),
+    ("adagrad_step", "last-square-only", _adagrad(sum="g * g"),
+     "the sum accumulates every g ⊙ g"),
+    ("adagrad_step", "decay-off-by-one", _adagrad(lr_t="lr / (1 + t * lr_decay)"),
+     "step 1 uses γ"),
+    ("adagrad_step", "in-place-sum", _adagrad(sum='state["sum"].add_(g * g)'),
+     "adagrad_step modified its arguments"),
+    ("rmsprop_init", "every-buffer", """
+        def rmsprop_init(param, *, momentum=0.0, centered=False):
+            return {"step": 0, "square_avg": torch.zeros_like(param),
+                    "momentum_buffer": torch.zeros_like(param), "grad_avg": torch.zeros_like(param)}
+        """, "the state is step and square_avg only"),
+    ("rmsprop_init", "centered-ignored", """
+        def rmsprop_init(param, *, momentum=0.0, centered=False):
+            state = {"step": 0, "square_avg": torch.zeros_like(param)}
+            if momentum > 0:
+                state["momentum_buffer"] = torch.zeros_like(param)
+            return state
+        """, "with centered=True the state holds a zero grad_avg"),
+    ("rmsprop_init", "float32-cpu-zeros", """
+        def rmsprop_init(param, *, momentum=0.0, centered=False):
+            state = {"step": 0, "square_avg": torch.zeros(param.shape)}
+            if momentum > 0:
+                state["momentum_buffer"] = torch.zeros(param.shape)
+            if centered:
+                state["grad_avg"] = torch.zeros(param.shape)
+            return state
+        """, "returned a float32 tensor for float64 input"),
+    ("rmsprop_step", "eps-inside-root", _rmsprop(denom="torch.sqrt(r + eps)"),
+     "ε belongs outside the square root"),
+    ("rmsprop_step", "alpha-swapped", _rmsprop(
+        square_avg='(1 - alpha) * state["square_avg"] + alpha * g * g'), None),
+    ("rmsprop_step", "momentum-of-raw-gradient", _rmsprop(
+        momentum='b = new["momentum_buffer"] = momentum * state["momentum_buffer"] + g\n'
+                 '            return param - lr * b / denom, new'),
+     "b = 0.9·0 + g / (√r + ε)"),
+    ("rmsprop_step", "not-centered", _rmsprop(centered_denom="torch.sqrt(r) + eps"),
+     "d = √(r − m²) + ε"),
+    ("adam_init", "amsgrad-ignored", """
+        def adam_init(param, *, amsgrad=False):
+            return {"step": 0, "exp_avg": torch.zeros_like(param),
+                    "exp_avg_sq": torch.zeros_like(param)}
+        """, "with amsgrad the state holds a zero max_exp_avg_sq"),
+    ("adam_init", "always-max", """
+        def adam_init(param, *, amsgrad=False):
+            zeros = torch.zeros_like(param)
+            return {"step": 0, "exp_avg": zeros, "exp_avg_sq": zeros, "max_exp_avg_sq": zeros}
+        """, "the state is step 0 and two zero moments"),
+    ("adam_init", "step-as-tensor", """
+        def adam_init(param, *, amsgrad=False):
+            state = {"step": torch.tensor(0.0), "exp_avg": torch.zeros_like(param),
+                     "exp_avg_sq": torch.zeros_like(param)}
+            if amsgrad:
+                state["max_exp_avg_sq"] = torch.zeros_like(param)
+            return state
+        """, "the Python int 1"),
+    ("adam_step", "no-bias-correction", _adam(
+        update="return param - lr * m / (torch.sqrt(v) + eps), new"),
+     "Adam without its bias correction"),
+    ("adam_step", "eps-inside-root", _adam(
+        update="return param - lr * (m / (1 - beta1 ** t)) / torch.sqrt(v / (1 - beta2 ** t) "
+               "+ eps), new"), "ε outside the root"),
+    ("adam_step", "step-before-increment", _adam(t='state["step"]'), None),
+    ("adam_step", "amsgrad-max-of-vhat", _adam(
+        amsgrad='v = new["max_exp_avg_sq"] = torch.maximum(state["max_exp_avg_sq"], '
+                'v / (1 - beta2 ** t)) * (1 - beta2 ** t)'), None),
+    ("adam_step", "betas-swapped", _adam().replace("beta1, beta2 = betas", "beta2, beta1 = betas"),
+     None),
+    ("adamw_init", "amsgrad-ignored", """
+        def adamw_init(param, *, amsgrad=False):
+            return adam_init(param)
+        """, None),
+    ("adamw_init", "decay-in-state", """
+        def adamw_init(param, *, amsgrad=False):
+            return {**adam_init(param, amsgrad=amsgrad), "weight_decay": 1e-2}
+        """, "AdamW's state is Adam's"),
+    ("adamw_init", "float32-cpu-zeros", """
+        def adamw_init(param, *, amsgrad=False):
+            state = {"step": 0, "exp_avg": torch.zeros(param.shape),
+                     "exp_avg_sq": torch.zeros(param.shape)}
+            if amsgrad:
+                state["max_exp_avg_sq"] = torch.zeros(param.shape)
+            return state
+        """, "returned a float32 tensor for float64 input"),
+    ("adamw_step", "l2-penalty", """
+        def adamw_step(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                       weight_decay=1e-2, amsgrad=False, maximize=False):
+            return adam_step(param, grad, state, lr=lr, betas=betas, eps=eps,
+                             weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
+        """, "that is Adam's L2 penalty"),
+    ("adamw_step", "decay-without-lr", """
+        def adamw_step(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                       weight_decay=1e-2, amsgrad=False, maximize=False):
+            return adam_step(param * (1 - weight_decay), grad, state, lr=lr, betas=betas, eps=eps,
+                             amsgrad=amsgrad, maximize=maximize)
+        """, None),
+    ("adamw_step", "decay-after-step", """
+        def adamw_step(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                       weight_decay=1e-2, amsgrad=False, maximize=False):
+            new_param, new_state = adam_step(param, grad, state, lr=lr, betas=betas, eps=eps,
+                                             amsgrad=amsgrad, maximize=maximize)
+            return new_param * (1 - lr * weight_decay), new_state
+        """, None),
+    ("adamw_step", "no-default-decay", """
+        def adamw_step(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                       weight_decay=0.0, amsgrad=False, maximize=False):
+            return adam_step(param * (1 - lr * weight_decay), grad, state, lr=lr, betas=betas,
+                             eps=eps, amsgrad=amsgrad, maximize=maximize)
+        """, "the default weight_decay is 1e-2"),
+    ("why_bias_correction", "shrinking-step", _answer("why_bias_correction", '"A"'),
+     "not the right choice"),
+    ("why_bias_correction", "denominator", _answer("why_bias_correction", '"C"'),
+     "not the right choice"),
+    ("adagrad_step_ratio", "without-root", _answer("adagrad_step_ratio", "100.0"),
+     "not the right value"),
+    ("adagrad_step_ratio", "inverted", _answer("adagrad_step_ratio", "0.1"),
+     "not the right value"),
+    ("eps_outside_the_root", "far-less", _answer("eps_outside_the_root", '"C"'),
+     "not the right choice"),
+    ("eps_outside_the_root", "same", _answer("eps_outside_the_root", '"A"'),
+     "not the right choice"),
+)
+
+def _schedule(factory: str, rate: str) -> str:
+    """A factory whose closure returns ``rate``, an expression of ``step`` and the arguments."""
+    return (f"def {factory}:\n    def schedule(step):\n        return {rate}\n\n"
+            "    return schedule\n")
+
+
+SCHEDULES = _group(
+    "05-schedules",
+    ("step_decay", "continuous", _schedule(
+        "step_decay(lr, step_size, gamma=0.1)", "lr * gamma ** (step / step_size)"), None),
+    ("step_decay", "decays-at-step-zero", _schedule(
+        "step_decay(lr, step_size, gamma=0.1)", "lr * gamma ** (step // step_size + 1)"),
+     "the first update uses schedule(0)"),
+    ("step_decay", "counts-calls", """
+        def step_decay(lr, step_size, gamma=0.1):
+            calls = []
+
+            def schedule(step):
+                calls.append(step)
+                return lr * gamma ** ((len(calls) - 1) // step_size)
+
+            return schedule
+        """, None),
+    ("step_decay", "tensor-rate", "import torch\n\n" + _schedule(
+        "step_decay(lr, step_size, gamma=0.1)", "lr * torch.tensor(gamma) ** (step // step_size)"),
+     "return a Python float"),
+    ("exponential", "exponent-ahead", _schedule(
+        "exponential(lr, gamma)", "lr * gamma ** (step + 1)"), "is the exponent one step ahead?"),
+    ("exponential", "gamma-as-rate", _schedule(
+        "exponential(lr, gamma)", "lr * math.exp(-gamma * step)"), None),
+    ("exponential", "decays-in-place", """
+        def exponential(lr, gamma):
+            def schedule(step):
+                nonlocal lr
+                lr = lr * gamma
+                return lr
+
+            return schedule
+        """, None),
+    ("inverse_time", "decay-steps-ignored", _schedule(
+        "inverse_time(lr, decay_rate, decay_steps=1)", "lr / (1 + decay_rate * step)"), None),
+    ("inverse_time", "staircase", _schedule(
+        "inverse_time(lr, decay_rate, decay_steps=1)",
+        "lr / (1 + decay_rate * (step // decay_steps))"), None),
+    ("inverse_time", "one-missing", _schedule(
+        "inverse_time(lr, decay_rate, decay_steps=1)",
+        "lr / (decay_rate * step / decay_steps)"), "ZeroDivisionError"),
+    ("linear", "no-clamp", _schedule(
+        "linear(lr, final_lr, total_steps)",
+        "(1 - step / total_steps) * lr + step / total_steps * final_lr"),
+     "after total_steps the rate must stay at final_lr"),
+    ("linear", "book-k", _schedule(
+        "linear(lr, final_lr, total_steps)",
+        "(1 - min(step + 1, total_steps) / total_steps) * lr "
+        "+ min(step + 1, total_steps) / total_steps * final_lr"),
+     "the book's epsilon_k is our schedule(k - 1)"),
+    ("linear", "integer-division", _schedule(
+        "linear(lr, final_lr, total_steps)",
+        "(1 - min(step, total_steps) // total_steps) * lr "
+        "+ min(step, total_steps) // total_steps * final_lr"), None),
+    ("linear", "ends-swapped", _schedule(
+        "linear(lr, final_lr, total_steps)",
+        "(1 - min(step, total_steps) / total_steps) * final_lr "
+        "+ min(step, total_steps) / total_steps * lr"), None),
+    ("cosine", "climbs-back", _schedule(
+        "cosine(lr, total_steps, final_lr=0.0)",
+        "final_lr + (lr - final_lr) * (1 + math.cos(math.pi * step / total_steps)) / 2"),
+     "the cosine must not climb back up"),
+    ("cosine", "pi-missing", _schedule(
+        "cosine(lr, total_steps, final_lr=0.0)",
+        "final_lr + (lr - final_lr) * (1 + math.cos(min(step, total_steps) / total_steps)) / 2"),
+     None),
+    ("cosine", "floor-ignored", _schedule(
+        "cosine(lr, total_steps, final_lr=0.0)",
+        "lr * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)) / 2"),
+     "with final_lr=0.01"),
+    ("cosine", "half-missing", _schedule(
+        "cosine(lr, total_steps, final_lr=0.0)",
+        "final_lr + (lr - final_lr) * (1 + math.cos(math.pi * min(step, total_steps) "
+        "/ total_steps))"),
+     "the first update uses schedule(0)"),
+    ("warmup", "clock-not-shifted", """
+        def warmup(schedule, warmup_steps, start_factor=0.0):
+            def warmed_up(step):
+                if step >= warmup_steps:
+                    return schedule(step)
+                return schedule(0) * (start_factor + (1 - start_factor) * step / warmup_steps)
+
+            return warmed_up
+        """, "shift its clock by warmup_steps"),
+    ("warmup", "ramps-the-schedule", """
+        def warmup(schedule, warmup_steps, start_factor=0.0):
+            def warmed_up(step):
+                if step >= warmup_steps:
+                    return schedule(step - warmup_steps)
+                return schedule(step) * (start_factor + (1 - start_factor) * step / warmup_steps)
+
+            return warmed_up
+        """, None),
+    ("warmup", "ramp-one-step-short", """
+        def warmup(schedule, warmup_steps, start_factor=0.0):
+            def warmed_up(step):
+                if step >= warmup_steps:
+                    return schedule(step - warmup_steps)
+                ramp = step / max(warmup_steps - 1, 1)
+                return schedule(0) * (start_factor + (1 - start_factor) * ramp)
+
+            return warmed_up
+        """, None),
+    ("warmup", "start-factor-ignored", """
+        def warmup(schedule, warmup_steps, start_factor=0.0):
+            def warmed_up(step):
+                if step >= warmup_steps:
+                    return schedule(step - warmup_steps)
+                return schedule(0) * step / warmup_steps
+
+            return warmed_up
+        """, "start_factor=0.2"),
+    ("robbins_monro_schedules", "with-inverse-sqrt",
+     _answer("robbins_monro_schedules", '{"C", "D"}'), "not the right set"),
+    ("robbins_monro_schedules", "with-cosine-to-zero",
+     _answer("robbins_monro_schedules", '{"C", "F"}'), "not the right set"),
+    ("exponential_budget", "first-term-missing", _answer("exponential_budget", "0.9"),
+     "not the right value"),
+    ("exponential_budget", "lr-forgotten", _answer("exponential_budget", "10.0"),
+     "not the right value"),
+    ("too_large_learning_rate", "too-small", _answer("too_large_learning_rate", '"A"'),
+     "not the right choice"),
+    ("too_large_learning_rate", "batch-size", _answer("too_large_learning_rate", '"D"'),
+     "not the right choice"),
+)
+
+_TRAIN = """
+    def train_with_early_stopping(model, loss_fn, optimizer, train, val, *, epochs, batch_size,
+                                  patience, generator):
+        X, y = train
+        history = {{"train_loss": [], "val_loss": []}}
+        best_loss, best_epoch, best_weights, stopped_epoch, waited = math.inf, None, None, None, 0
+        for epoch in {epochs}:
+            model.train()
+            losses = []
+            for xb, yb in minibatches(X, y, batch_size, generator=generator):
+                optimizer.zero_grad()
+                loss = loss_fn(model(xb), yb)
+                loss.backward()
+                optimizer.step()
+                losses.append((loss.item(), xb.shape[0]))
+            history["train_loss"].append({train_loss})
+            model.eval()
+            with torch.no_grad():
+                val_loss = loss_fn(model(val[0]), val[1]).item()
+            history["val_loss"].append(val_loss)
+            if val_loss < best_loss:
+                best_loss, best_epoch, waited = val_loss, epoch, 0
+                best_weights = {best_weights}
+            else:
+                waited += 1
+                if waited {stop} patience:
+                    stopped_epoch = epoch
+                    break
+        {restore}
+        return best_epoch, stopped_epoch, history
+    """
+
+
+def _train(**parts: str) -> str:
+    right = dict(epochs="range(1, epochs + 1)",
+                 train_loss="sum(v * n for v, n in losses) / sum(n for _, n in losses)",
+                 best_weights="{k: t.detach().clone() for k, t in model.state_dict().items()}",
+                 stop=">=", restore="model.load_state_dict(best_weights)")
+    return _TRAIN.format(**{**right, **parts})
+
+
+_SAVE = """
+    def save_checkpoint(path, *, model, optimizer, epoch, generator):
+        cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        torch.save({{"epoch": {epoch}, "model": {model}, "optimizer": {optimizer},
+                    "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": cuda_rng}}, path)
+    """
+
+_LOAD = """
+    def load_checkpoint(path, *, model, optimizer, generator):
+        saved = torch.load(path, weights_only=True)
+        model.load_state_dict(saved["model"])
+        {restore}
+        return saved["epoch"]
+    """
+
+_RESTORE = ('optimizer.load_state_dict(saved["optimizer"])',
+            'generator.set_state(saved["generator"])', 'torch.set_rng_state(saved["torch_rng"])',
+            'if saved["cuda_rng"] is not None:\n'
+            '            torch.cuda.set_rng_state_all(saved["cuda_rng"])')
+
+
+def _save(**parts: str) -> str:
+    right = dict(epoch="epoch", model="model.state_dict()", optimizer="optimizer.state_dict()")
+    return _SAVE.format(**{**right, **parts})
+
+
+def _load(forgets: str | None = None) -> str:
+    """The loader without the restoring lines that mention ``forgets``."""
+    kept = [line for line in _RESTORE if forgets is None or forgets not in line]
+    return _LOAD.format(restore="\n        ".join(kept))
+
+
+MINIBATCH = _group(
+    "06-minibatch",
+    ("minibatches", "last-batch-dropped", """
+        def minibatches(X, y, batch_size, *, shuffle=True, drop_last=False, generator=None):
+            n = X.shape[0]
+            size = n if batch_size is None else batch_size
+            order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+            for start in range(0, n - size + 1, size):
+                yield X[order[start:start + size]], y[order[start:start + size]]
+        """, "is the last, shorter batch missing?"),
+    ("minibatches", "generator-ignored", """
+        def minibatches(X, y, batch_size, *, shuffle=True, drop_last=False, generator=None):
+            n = X.shape[0]
+            size = n if batch_size is None else batch_size
+            order = torch.randperm(n) if shuffle else torch.arange(n)
+            end = n - n % size if drop_last else n
+            for start in range(0, end, size):
+                yield X[order[start:start + size]], y[order[start:start + size]]
+        """, "one torch.randperm(n, generator=generator)"),
+    ("minibatches", "shuffled-separately", """
+        def minibatches(X, y, batch_size, *, shuffle=True, drop_last=False, generator=None):
+            n = X.shape[0]
+            size = n if batch_size is None else batch_size
+            x_order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+            y_order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+            end = n - n % size if drop_last else n
+            for start in range(0, end, size):
+                yield X[x_order[start:start + size]], y[y_order[start:start + size]]
+        """, "the rows of X_batch and y_batch do not belong together"),
+    ("minibatches", "with-replacement", """
+        def minibatches(X, y, batch_size, *, shuffle=True, drop_last=False, generator=None):
+            n = X.shape[0]
+            size = n if batch_size is None else batch_size
+            for start in range(0, n - size + 1 if drop_last else n, size):
+                if shuffle:
+                    index = torch.randint(n, (min(size, n - start),), generator=generator)
+                else:
+                    index = torch.arange(start, min(start + size, n))
+                yield X[index], y[index]
+        """, "sampling without replacement"),
+    ("minibatches", "drops-a-full-last-batch", """
+        def minibatches(X, y, batch_size, *, shuffle=True, drop_last=False, generator=None):
+            n = X.shape[0]
+            size = n if batch_size is None else batch_size
+            order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+            for start in range(0, n - size if drop_last else n, size):
+                yield X[order[start:start + size]], y[order[start:start + size]]
+        """, "batch sizes [5, 5, 5], expected [5, 5, 5, 5]"),
+    ("train_with_early_stopping", "best-not-restored", _train(restore=""),
+     "the best epoch's weight (1.0) must be loaded back"),
+    ("train_with_early_stopping", "one-epoch-late", _train(stop=">"), "(then stop)"),
+    ("train_with_early_stopping", "epochs-from-zero", _train(epochs="range(epochs)"),
+     "epochs count from 1"),
+    ("train_with_early_stopping", "unweighted-mean", _train(
+        train_loss="sum(v for v, _ in losses) / len(losses)"), "weighted by batch size"),
+    ("train_with_early_stopping", "weights-not-cloned", _train(
+        best_weights="model.state_dict()"), "must be loaded back"),
+    ("save_checkpoint", "whole-model", _save(model="model"), "refuses the checkpoint"),
+    ("save_checkpoint", "optimizer-object", _save(optimizer="optimizer"),
+     "refuses the checkpoint"),
+    ("save_checkpoint", "epoch-as-tensor", _save(epoch="torch.tensor(epoch)"),
+     "must return the saved epoch"),
+    ("save_checkpoint", "weights-only", """
+        def save_checkpoint(path, *, model, optimizer, epoch, generator):
+            torch.save(model.state_dict(), path)
+        """, None),
+    ("load_checkpoint", "optimizer-forgotten", _load("optimizer"),
+     "the optimizer's state (Adam's moments and step counts) was not restored"),
+    ("load_checkpoint", "generator-forgotten", _load("generator"),
+     "the data-order generator was not restored"),
+    ("load_checkpoint", "global-rng-forgotten", _load("torch.set_rng_state"),
+     "torch's global random generator was not restored"),
+    ("load_checkpoint", "next-epoch", """
+        def load_checkpoint(path, *, model, optimizer, generator):
+            saved = torch.load(path, weights_only=True)
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            generator.set_state(saved["generator"])
+            torch.set_rng_state(saved["torch_rng"])
+            return saved["epoch"] + 1
+        """, "must return the saved epoch"),
+    ("updates_per_epoch", "both-rounded-up", _answer("updates_per_epoch", "(16, 16)"),
+     "not the right pair"),
+    ("updates_per_epoch", "swapped", _answer("updates_per_epoch", "(15, 16)"),
+     "not the right pair"),
+    ("unseen_fraction", "one-half", _answer("unseen_fraction", "0.5"), "not the right value"),
+    ("unseen_fraction", "seen-fraction", _answer("unseen_fraction", "1 - math.exp(-1)"),
+     "not the right value"),
+    ("checkpoint_contents", "weights-and-optimizer",
+     _answer("checkpoint_contents", '{"A", "B"}'), "not the right set"),
+    ("checkpoint_contents", "with-gradients",
+     _answer("checkpoint_contents", '{"A", "B", "C", "D", "F"}'), "not the right set"),
+)
+
+CONTROLS = [
+    Mutant("04-adaptive-optimizers", "adagrad_step", "template", textwrap.dedent(_adagrad())),
+    Mutant("04-adaptive-optimizers", "rmsprop_step", "template", textwrap.dedent(_rmsprop())),
+    Mutant("04-adaptive-optimizers", "adam_step", "template", textwrap.dedent(_adam())),
+    Mutant("06-minibatch", "train_with_early_stopping", "template", textwrap.dedent(_train())),
+    Mutant("06-minibatch", "save_checkpoint", "template", textwrap.dedent(_save())),
+    Mutant("06-minibatch", "load_checkpoint", "template", textwrap.dedent(_load())),
+]
+"""The templates filled with the right slots: correct implementations, so each must score full
+marks, and a mutant made from a template fails because of its one wrong slot."""
+
+MUTANTS: list[Mutant] = [*ACTIVATIONS, *INITIALIZERS, *GRADIENT_DESCENT, *ADAPTIVE, *SCHEDULES,
+                         *MINIBATCH]
