@@ -571,6 +571,10 @@ SCHEDULE_MUTANTS = [
         lambda step, lr, total_steps, final_lr=0.0: _cos(
             lr, final_lr, math.pi * (min(step, total_steps) // total_steps))),
      "min(t, T) // T: the cosine's argument is computed with integer division"),
+    ("cosine", "pi missing", _factory(
+        lambda step, lr, total_steps, final_lr=0.0: _cos(
+            lr, final_lr, min(step, total_steps) / total_steps)),
+     "π is missing from the cosine's argument"),
     ("cosine", "floored angle", _factory(
         lambda step, lr, total_steps, final_lr=0.0: _cos(
             lr, final_lr, math.pi * min(step, total_steps) // total_steps)),
@@ -590,6 +594,9 @@ SCHEDULE_MUTANTS = [
     ("warmup", "slope without 1 - f", _warmup_factory(
         lambda s, step, w, f: s(0) * (f + step / w)),
      "the ramp's slope ignores start_factor: f + t / w instead of f + (1 − f)·t / w"),
+    ("warmup", "ramp one step short", _warmup_factory(
+        lambda s, step, w, f: s(0) * (f + (1 - f) * step / max(w - 1, 1))),
+     "the ramp reaches s(0) one step early"),
     ("warmup", "integer ramp", _warmup_factory(
         lambda s, step, w, f: s(0) * (f + (1 - f) * (step // w))),
      "t / warmup_steps is computed with integer division (//)"),

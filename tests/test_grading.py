@@ -396,6 +396,14 @@ def test_device_mismatch_is_named():
     assert mismatch.text.startswith("returned a meta tensor for a CPU input")
 
 
+def test_keys_message_names_what_was_expected():
+    where, mismatch = compare({"step": 1}, {"step": 1, "sum": torch.zeros(2)}, 1e-6, 1e-6)
+    assert (where, mismatch.what) == ("", "keys")
+    assert mismatch.text == "unexpected key 'sum' (expected the keys 'step')"
+    mismatch = compare({}, {"step": 1}, 1e-6, 1e-6)[1]
+    assert mismatch.text == "unexpected key 'step' (expected an empty dict)"
+
+
 def test_wrong_state_keys_and_step_type_are_reported():
     def adam_step(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
                   weight_decay=0.0, amsgrad=False):

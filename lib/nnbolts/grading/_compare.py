@@ -264,8 +264,9 @@ def compare(expected, got, rtol, atol, **kw) -> tuple[str, Mismatch] | None:
             if extra:
                 parts.append("unexpected key" + ("s " if len(extra) > 1 else " ")
                              + ", ".join(repr(k) for k in extra))
-            return "", Mismatch("keys", "; ".join(parts) + f" (expected the keys "
-                                f"{', '.join(repr(k) for k in expected)})")
+            wanted = (f"the keys {', '.join(repr(k) for k in expected)}" if expected
+                      else "an empty dict")
+            return "", Mismatch("keys", "; ".join(parts) + f" (expected {wanted})")
         for key, e in expected.items():
             found = compare(e, got[key], rtol, atol, **kw)
             if found:

@@ -202,6 +202,11 @@ def _cosine() -> list[Mistake]:
                 "use true division /: the argument π·min(t, T)/T grows smoothly from 0 to π",
                 _shape(lambda t, lr, total_steps, final_lr, **_: _cosine_rate(
                     lr, final_lr, math.pi * (min(t, total_steps) // total_steps)))),
+        Mistake("π is missing from the cosine's argument: cos(t / T) instead of cos(π·t / T)",
+                "the argument runs from 0 to π over total_steps, so the cosine goes from 1 to "
+                "−1 and the rate from lr to final_lr",
+                _shape(lambda t, lr, total_steps, final_lr, **_: _cosine_rate(
+                    lr, final_lr, min(t, total_steps) / total_steps))),
         Mistake("π·t // T: the cosine's argument is rounded down by integer division",
                 "use true division /: the argument π·min(t, T)/T grows smoothly from 0 to π",
                 _shape(lambda t, lr, total_steps, final_lr, **_: _cosine_rate(
@@ -252,6 +257,12 @@ def _warmup() -> list[Mistake]:
         Mistake("the ramp's slope ignores start_factor: f + t / w instead of f + (1 − f)·t / w",
                 "the ramp must end at s(0) at step warmup_steps: s(0)·(f + (1 − f)·t / w)",
                 _warmed(lambda s, t, w, f: s(0) * (f + t / w)), applies=has_start),
+        Mistake("the ramp reaches s(0) one step early: t / (warmup_steps − 1) instead of "
+                "t / warmup_steps",
+                "the ramp ends at step warmup_steps, where the wrapped schedule takes over at "
+                "s(0): s(0)·(f + (1 − f)·t / w)",
+                _warmed(lambda s, t, w, f: s(0) * (f + (1 - f) * t / (w - 1))),
+                applies=lambda **hp: hp["warmup_steps"] > 1),
         Mistake("t / warmup_steps is computed with integer division (//)",
                 "use true division /: the rate climbs a little at every warmup step",
                 _warmed(lambda s, t, w, f: s(0) * (f + (1 - f) * (t // w))),
