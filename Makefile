@@ -27,6 +27,7 @@ test: lint book pytest
 bench: $(STAMP)
 	$(PY) benchmarks/bench_optim.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_grading.py
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache

@@ -8,9 +8,20 @@ assignment changes; a test fails while they are out of date.
 ======================  =====  ==========================================================
 student                 which  what the submission does
 ======================  =====  ==========================================================
-correct                 both   every answer right
-partial                 both   some answers right, some with a classic mistake
-blank                   both   the release, untouched
+correct                 all    every answer right
+partial                 all    some answers right, some with a classic mistake: 03 adds the
+                               weight decay after the momentum (only the hidden test sees
+                               it, and names it), 04 Adam without bias correction, 05 a
+                               cosine that climbs back up, 06 drop_last ignored, ...
+blank                   all    the release, untouched
+honest_adam             04     Adam written like torch's loop (lerp, addcdiv); adamw_init a
+                               one-line call to its own adam_init: full marks, no flag
+honest_schedules        05     schedules as callable objects, a lambda, a functools.partial:
+                               full marks, no flag
+honest_training         06     batches from Tensor.split, a while loop, deepcopy of the
+                               best weights: full marks, no flag
+torch_optim             04     adam_step runs torch.optim.Adam: no credit for those tests
+                               (the rules forbid it) but not flagged as cheating
 cheat_allclose          01     wrong sigmoid, with torch.allclose / assert_close patched
 cheat_reference         01     sigmoid calls nnbolts, sigmoid_grad wraps it
 cheat_partial_credit    01     a wrong relu that displays "1" first: nbgrader's partial credit
@@ -24,6 +35,8 @@ corrupt                 02     a truncated, unreadable notebook file
 memory_hog              02     lecun_uniform_ allocates 64 GB first
 snoop                   02     reads the instructor's files and the gradebook, signals the
                                grader; answers nothing itself
+cheat_optim_reference   04     adam_step calls nnbolts.optim.adam_step, imported under a
+                               computed name (AdamW, through it, too)
 ======================  =====  ==========================================================
 """
 
@@ -99,6 +112,247 @@ def _partial_02(release, source, nb):
     _replace(nb, "fan_in_and_fan_out", "kernel = math.prod(tensor.shape[2:])", "kernel = 1")
     _replace(nb, "q_zero_init", 'return "A"', 'return "B"')
     return nb
+
+
+def _partial_03(release, source, nb):
+    # weight decay added after the momentum: the visible test (decay without momentum) passes,
+    # the hidden one names the mistake
+    _replace(nb, "sgd", "    if weight_decay != 0:\n        g = g + weight_decay * param\n", "")
+    _replace(nb, "sgd", "    return param - lr * g, new_state",
+             "    if weight_decay != 0:\n        g = g + weight_decay * param\n"
+             "    return param - lr * g, new_state")
+    _replace(nb, "sgd_velocity", "new_param = param + momentum * v - lr * grad",
+             "new_param = param + v")  # nesterov=True ignored
+    _replace(nb, "q_momentum", 'return "B"', 'return "C"')
+    return nb
+
+
+def _partial_04(release, source, nb):
+    # Adam without its bias correction (AdamW, which calls adam_step, inherits the mistake)
+    _replace(nb, "adam", "m_hat = m / (1 - beta1 ** t)\n    v_hat = v / (1 - beta2 ** t)",
+             "m_hat, v_hat = m, v")
+    _replace(nb, "q_eps", 'return "B"', 'return "C"')
+    return nb
+
+
+def _partial_05(release, source, nb):
+    _replace(nb, "cosine", "t = min(step, total_steps)", "t = step")  # climbs back up
+    _replace(nb, "warmup", "return schedule(step - warmup_steps)", "return schedule(step)")
+    _replace(nb, "q_too_large", 'return "B"', 'return "A"')
+    return nb
+
+
+def _partial_06(release, source, nb):
+    _replace(nb, "minibatches", "end = n - n % size if drop_last else n", "end = n")
+    _replace(nb, "q_updates_per_epoch", "return (16, 15)", "return (15, 16)")
+    return nb
+
+
+# Honest but unusual answers, written differently from the instructor's and from nnbolts: they
+# must get full marks and no flag.
+_HONEST_ADAM = '''\
+def adam_init(param, *, amsgrad=False):
+    """Zero moments; AMSGrad keeps the running maximum of v too."""
+    keys = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if amsgrad else [])
+    return {"step": 0, **{key: param.new_zeros(param.shape) for key in keys}}
+
+
+def adam_step(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+              amsgrad=False, maximize=False):
+    """As torch's single-tensor loop computes it: the corrections fold into the step size."""
+    (beta1, beta2), step = betas, state["step"] + 1
+    d_p = grad.neg() if maximize else grad
+    d_p = d_p.add(param, alpha=weight_decay) if weight_decay else d_p
+    exp_avg = torch.lerp(state["exp_avg"], d_p, 1 - beta1)
+    exp_avg_sq = state["exp_avg_sq"].mul(beta2).addcmul(d_p, d_p, value=1 - beta2)
+    out = dict(state, step=step, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq)
+    second = exp_avg_sq
+    if amsgrad:
+        second = out["max_exp_avg_sq"] = torch.maximum(state["max_exp_avg_sq"], exp_avg_sq)
+    step_size = lr / (1 - beta1 ** step)
+    denom = (second.sqrt() / math.sqrt(1 - beta2 ** step)).add(eps)
+    return param.addcdiv(exp_avg, denom, value=-step_size), out
+'''
+
+# adamw_init is a one-line call to the student's own adam_init (as nnbolts' is to its own)
+_HONEST_ADAMW = '''\
+def adamw_init(param, *, amsgrad=False):
+    return adam_init(param, amsgrad=amsgrad)
+
+
+def adamw_step(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+               amsgrad=False, maximize=False):
+    decayed = param.mul(1 - lr * weight_decay)
+    return adam_step(decayed, grad, state, lr=lr, betas=betas, eps=eps, amsgrad=amsgrad,
+                     maximize=maximize)
+'''
+
+
+def _honest_04(release, source, nb):
+    _by_id(nb)["adam"].source = _HONEST_ADAM
+    _by_id(nb)["adamw"].source = _HONEST_ADAMW
+    return nb
+
+
+# Schedules as callable objects, a lambda and a functools.partial: each still a pure function
+# of the step, which is all the assignment asks of a schedule.
+_HONEST_SCHEDULES = {
+    "step_decay": '''\
+class StepDecay:
+    """A schedule object: the same pure function of step as a closure, with a readable repr."""
+
+    def __init__(self, lr, step_size, gamma):
+        self.lr, self.step_size, self.gamma = lr, step_size, gamma
+
+    def __call__(self, step):
+        return self.lr * self.gamma ** (step // self.step_size)
+
+    def __repr__(self):
+        return f"StepDecay({self.lr}, {self.step_size}, {self.gamma})"
+
+
+def step_decay(lr, step_size, gamma=0.1):
+    return StepDecay(lr, step_size, gamma)
+''',
+    "exponential_inverse_time": '''\
+import functools
+
+
+def _inverse_time(step, *, lr, decay_rate, decay_steps):
+    return lr / (1 + decay_rate * step / decay_steps)
+
+
+def exponential(lr, gamma):
+    return lambda step: lr * gamma ** step
+
+
+def inverse_time(lr, decay_rate, decay_steps=1):
+    return functools.partial(_inverse_time, lr=lr, decay_rate=decay_rate,
+                             decay_steps=decay_steps)
+''',
+    "warmup": '''\
+class Warmup:
+    def __init__(self, inner, warmup_steps, start_factor):
+        self.inner, self.warmup_steps, self.start_factor = inner, warmup_steps, start_factor
+
+    def __call__(self, step):
+        if step < self.warmup_steps:
+            ramp = self.start_factor + (1 - self.start_factor) * step / self.warmup_steps
+            return self.inner(0) * ramp
+        return self.inner(step - self.warmup_steps)
+
+
+def warmup(schedule, warmup_steps, start_factor=0.0):
+    return Warmup(schedule, warmup_steps, start_factor)
+''',
+}
+
+
+def _honest_05(release, source, nb):
+    for grade_id, code in _HONEST_SCHEDULES.items():
+        _by_id(nb)[grade_id].source = code
+    return nb
+
+
+# Batches cut with Tensor.split, a while loop with copy.deepcopy of the best weights: the same
+# random draws and the same arithmetic as the instructor's, organised differently.
+_HONEST_TRAINING = {
+    "minibatches": '''\
+def minibatches(X, y, batch_size, *, shuffle=True, drop_last=False, generator=None):
+    n = len(X)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    order = order.to(X.device)
+    for index in order.split(batch_size or n):
+        if drop_last and len(index) < (batch_size or n):
+            return
+        yield X[index], y[index]
+''',
+    "train_with_early_stopping": '''\
+import copy
+
+
+def _epoch_loss(model, loss_fn, optimizer, batches):
+    """One pass over the batches; the mean loss weighted by batch size."""
+    weighted = []
+    for xb, yb in batches:
+        optimizer.zero_grad()
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        optimizer.step()
+        weighted.append((loss.item(), len(xb)))
+    return sum(l * k for l, k in weighted) / sum(k for _, k in weighted)
+
+
+def train_with_early_stopping(model, loss_fn, optimizer, train, val, *, epochs, batch_size,
+                              patience, generator):
+    history = {"train_loss": [], "val_loss": []}
+    best = (math.inf, None, None)  # (loss, epoch, weights)
+    epoch, stopped = 0, None
+    while epoch < epochs and stopped is None:
+        epoch += 1
+        model.train()
+        history["train_loss"].append(_epoch_loss(
+            model, loss_fn, optimizer, minibatches(*train, batch_size, generator=generator)))
+        model.eval()
+        with torch.no_grad():
+            history["val_loss"].append(loss_fn(model(val[0]), val[1]).item())
+        if history["val_loss"][-1] < best[0]:
+            best = (history["val_loss"][-1], epoch, copy.deepcopy(model.state_dict()))
+        elif epoch - (best[1] or 0) >= patience:  # epochs without improvement
+            stopped = epoch
+    if best[2] is not None:
+        model.load_state_dict(best[2])
+    return best[1], stopped, history
+''',
+}
+
+
+def _honest_06(release, source, nb):
+    for grade_id, code in _HONEST_TRAINING.items():
+        _by_id(nb)[grade_id].source = code
+    return nb
+
+
+# adam_step hands the work to torch.optim.Adam on a throw-away copy of the parameter. The grader
+# refuses it (torch's own implementation scores 0) but does not call it cheating.
+_TORCH_ADAM = '''\
+def adam_step(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+              amsgrad=False, maximize=False):
+    p = param.detach().clone().requires_grad_(True)
+    p.grad = grad.detach().clone()
+    opt = torch.optim.Adam([p], lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                           amsgrad=amsgrad, maximize=maximize)
+    if state["step"]:
+        opt.state[p] = {k: torch.tensor(float(v)) if k == "step" else v.clone()
+                        for k, v in state.items()}
+    opt.step()
+    new = {k: int(v) if k == "step" else v.detach().clone() for k, v in opt.state[p].items()}
+    return p.detach(), new
+'''
+
+# adam_step calls the course library, imported under a computed name so that no "nnbolts" is
+# in sight of the static audit: the runtime watch must catch it.
+_NNBOLTS_ADAM = '''\
+import importlib
+
+_optim = importlib.import_module("nnb" + "olts.optim")
+
+
+def adam_step(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+              amsgrad=False, maximize=False):
+    return _optim.adam_step(param, grad, state, lr=lr, betas=betas, eps=eps,
+                            weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
+'''
+
+
+def _own_adam_step(code):
+    """A 04 student whose adam_step is ``code``, with the instructor's adam_init above it."""
+    def make(release, source, nb):
+        cell = _by_id(nb)["adam"]
+        init = cell.source.split("\n\n\ndef adam_step")[0]
+        cell.source = f"{init}\n\n\n{code}"
+        return nb
+    return make
 
 
 def _cheat_allclose(release, source, nb):
@@ -205,11 +459,29 @@ def _snoop(release, source, nb):
     return nb
 
 
+NOTEBOOK = {"01-activations": "activations", "02-initializers": "initializers",
+            "03-gradient-descent": "gradient_descent",
+            "04-adaptive-optimizers": "adaptive_optimizers", "05-schedules": "schedules",
+            "06-minibatch": "minibatch"}
+
+
+def _unchanged(release, source, nb):
+    return nb
+
+
+def _release(release, source, nb):
+    return copy.deepcopy(release)
+
+
 STUDENTS: dict[str, dict[str, Callable]] = {
-    "correct": {"01-activations": lambda r, s, nb: nb, "02-initializers": lambda r, s, nb: nb},
-    "partial": {"01-activations": _partial_01, "02-initializers": _partial_02},
-    "blank": {"01-activations": lambda r, s, nb: copy.deepcopy(r),
-              "02-initializers": lambda r, s, nb: copy.deepcopy(r)},
+    "correct": dict.fromkeys(NOTEBOOK, _unchanged),
+    "partial": {"01-activations": _partial_01, "02-initializers": _partial_02,
+                "03-gradient-descent": _partial_03, "04-adaptive-optimizers": _partial_04,
+                "05-schedules": _partial_05, "06-minibatch": _partial_06},
+    "blank": dict.fromkeys(NOTEBOOK, _release),
+    "honest_adam": {"04-adaptive-optimizers": _honest_04},
+    "honest_schedules": {"05-schedules": _honest_05},
+    "honest_training": {"06-minibatch": _honest_06},
     "cheat_allclose": {"01-activations": _cheat_allclose},
     "cheat_reference": {"01-activations": _cheat_reference},
     "cheat_partial_credit": {"01-activations": _cheat_partial_credit},
@@ -222,9 +494,9 @@ STUDENTS: dict[str, dict[str, Callable]] = {
     "corrupt": {"02-initializers": _corrupt},
     "memory_hog": {"02-initializers": _memory_hog},
     "snoop": {"02-initializers": _snoop},
+    "torch_optim": {"04-adaptive-optimizers": _own_adam_step(_TORCH_ADAM)},
+    "cheat_optim_reference": {"04-adaptive-optimizers": _own_adam_step(_NNBOLTS_ADAM)},
 }
-
-NOTEBOOK = {"01-activations": "activations", "02-initializers": "initializers"}
 
 
 def build(dest: Path = DEMO, course_dir: Path | None = None) -> list[Path]:

@@ -61,6 +61,13 @@ def _child(request: dict) -> None:
 
 _REPO = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
+# Imported for speed only, after the configured preload. The first torch.optim optimizer a process
+# builds imports torch._dynamo (Optimizer's methods are wrapped in torch._disable_dynamo, which
+# imports it on first call), and with it sympy and torch.distributed: about 800 modules, 1.7 s on
+# one core and several seconds when the jobs share the cores. Paid here once, it is shared by
+# every forked kernel. The import creates no thread and no CUDA context, so forking stays safe.
+WARM = ("torch._dynamo",)
+
 
 def main(preload: list[str]) -> None:
     from grading import sandbox
@@ -73,6 +80,11 @@ def main(preload: list[str]) -> None:
             print(json.dumps({"warning": f"could not preload {name}: {exc}"}), flush=True)
     importlib.import_module("ipykernel.kernelapp")
     importlib.import_module("ipykernel.ipkernel")
+    for name in WARM:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:  # an older torch: the kernels import what they need
+            print(json.dumps({"warning": f"could not preload {name}: {exc}"}), flush=True)
 
     out = sys.stdout
     buffered = b""

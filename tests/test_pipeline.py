@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import csv
 import fcntl
+import html
 import json
 import sqlite3
 import subprocess
@@ -24,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from grading import course, demo, feedback, integrity  # noqa: E402
 
-ASSIGNMENTS = ["01-activations", "02-initializers"]
+ASSIGNMENTS = ["01-activations", "02-initializers", "03-gradient-descent",
+               "04-adaptive-optimizers", "05-schedules", "06-minibatch"]
 CSV_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name",
                "email", "raw_score", "late_submission_penalty", "score", "max_score"]
 
@@ -42,6 +44,14 @@ CHEATERS = {
     "corrupt": "unreadable notebook",
     "memory_hog": "memory limit",
     "snoop": "outside its sandbox",
+    "cheat_optim_reference": "calls the reference implementation nnbolts.optim.adam_step",
+}
+
+# honest students whose answers are written unlike the instructor's: full marks, no flag
+HONEST = {
+    "honest_adam": "04-adaptive-optimizers",  # adamw_init is one line calling its own adam_init
+    "honest_schedules": "05-schedules",  # schedules as callable objects, lambda, partial
+    "honest_training": "06-minibatch",  # Tensor.split batches, a while loop, deepcopy
 }
 
 
@@ -99,7 +109,34 @@ def test_blank_submission_scores_zero(run):
 def test_partly_wrong_submission_scores_in_between(run):
     for assignment in ASSIGNMENTS:
         score, max_score = _score(run, "partial", assignment)
-        assert 0 < score < max_score
+        assert 0 < score < max_score, (assignment, score, max_score)
+    assert _flags(run, "partial") == []
+
+
+@pytest.mark.parametrize("student", sorted(HONEST))
+def test_unusual_but_honest_answers_get_full_marks_unflagged(run, student):
+    score, max_score = _score(run, student, HONEST[student])
+    assert score == max_score > 0
+    assert _flags(run, student) == []
+
+
+def _errors(run, student, assignment, notebook) -> dict[str, str]:
+    """grade_id -> the error message each graded cell of an executed notebook ended with."""
+    nb = nbformat.read(str(run["course"] / ".pipeline" / "executed" / student / assignment /
+                           f"{notebook}.ipynb"), 4)
+    return {c.metadata["nbgrader"]["grade_id"]: o.get("evalue", "")
+            for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")
+            for o in c.outputs if o.output_type == "error"}
+
+
+def test_torch_optim_in_an_answer_scores_nothing(run):
+    # torch's own Adam is refused as not the student's work (the rules say so) but, unlike a
+    # call to nnbolts, not reported as cheating
+    errors = _errors(run, "torch_optim", "04-adaptive-optimizers", "adaptive_optimizers")
+    for gid in ("test_adam", "test_adam_amsgrad", "test_adamw"):
+        assert "torch.optim.adam (torch's implementation)" in errors.get(gid, ""), errors
+    score, max_score = _score(run, "torch_optim", "04-adaptive-optimizers")
+    assert 0 < score < max_score
 
 
 @pytest.mark.parametrize("student", sorted(CHEATERS))
@@ -145,6 +182,15 @@ def test_grades_csv_has_nbgrader_export_columns(run):
     assert float(by_key[("snoop", "01-activations")]["score"]) == 0  # nothing submitted
 
 
+def _submitted_text(relative: Path) -> str:
+    """Every cell of a demo submission: the release's text and the student's code."""
+    try:
+        nb = nbformat.read(str(demo.DEMO / relative), 4)
+    except ValueError:  # NotJSONError: the corrupt student's file: nothing of its own to exempt
+        return ""
+    return "\n".join(c.source for c in nb.cells)
+
+
 def test_feedback_shows_scores_and_hints_but_no_hidden_test(run):
     secrets = []
     for assignment in ASSIGNMENTS:
@@ -156,13 +202,21 @@ def test_feedback_shows_scores_and_hints_but_no_hidden_test(run):
     graded = {(s["student"], s["assignment"]) for s in run["report"]["submissions"]}
     assert len(pages) == len(graded)
     for page in pages:
-        html = page.read_text()
-        assert "HIDDEN TESTS" not in html and "BEGIN SOLUTION" not in html
+        text = page.read_text()
+        assert "HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text
+        # a line the release or the student wrote too (``def __call__(self, step):``) is no leak
+        own = _submitted_text(page.relative_to(run["course"] / "feedback").with_suffix(".ipynb"))
         for line in secrets:
-            assert line not in html, f"{page}: {line}"
+            assert line not in text or line in own, f"{page}: {line}"
     partial = (run["course"] / "feedback" / "partial" / "01-activations" /
                "activations.html").read_text()
     assert "AssertionError" in partial and "Score" in partial
+    # a known mistake is named, by a visible test (04) or by a hidden one's diagnosis (03)
+    hints = {"04-adaptive-optimizers": "Adam without its bias correction",
+             "03-gradient-descent": "This looks like: weight decay added after the momentum"}
+    for assignment, hint in hints.items():
+        page, = (run["course"] / "feedback" / "partial" / assignment).glob("*.html")
+        assert hint in html.unescape(page.read_text()), f"{assignment}: {hint!r} not shown"
 
 
 def test_gradebook_is_intact(run):
