@@ -25,7 +25,8 @@ registered from the folder names. The steps:
    c. *record* (serial): nbgrader's own ``Autograde`` converter, with execution switched off,
       reads the executed notebooks and stores the scores (``SaveAutoGrades``, late penalties);
 4. **feedback** -- hidden tests and their tracebacks are removed from a copy of each autograded
-   notebook (``grading/feedback.py``), then ``nbgrader generate_feedback`` renders the HTML;
+   notebook (``grading/feedback.py``), then ``nbgrader generate_feedback`` renders the HTML,
+   ``--jobs`` at a time, each assignment as soon as step 3c has recorded it;
 5. **export** -- nbgrader's CSV export plugin writes ``grades.csv``.
 
 It prints a table of scores, the flagged submissions with their reasons and the time each
@@ -270,28 +271,26 @@ def _scan_outputs(job: Job, nb) -> None:
     job.flags.extend(job.events)
 
 
-def record(config, assignment_ids: list[str], executed_dir: str) -> None:
-    """Phase c: nbgrader's Autograde converter on the executed notebooks, without executing them."""
+def record(config, assignment: str, executed_dir: str) -> None:
+    """Phase c: nbgrader's Autograde converter on one assignment's executed notebooks, without
+    executing them."""
     from nbgrader.converters import Autograde
     from nbgrader.preprocessors import AssignLatePenalties, LimitOutput, SaveAutoGrades
 
     root = course.course_root(config)
-    for assignment in assignment_ids:
-        if not any((root / executed_dir).glob(f"*/{assignment}/*.ipynb")):
-            continue
-        coursedir = course.course_directory(config, assignment)
-        coursedir.submitted_directory = executed_dir
-        for student_dir in (root / executed_dir).iterdir():
-            shutil.rmtree(root / "autograded" / student_dir.name / assignment, ignore_errors=True)
-        converter = Autograde(coursedir=coursedir, config=config, log=log)
-        converter.force = True
-        # No Execute (done in the sandbox), no ClearOutput / OverwriteCells (prepare() restored
-        # the cells from the gradebook, without the spurious checksum warnings), no
-        # CheckCellMetadata (prepare() wrote every cell's metadata from the gradebook; the
-        # schema validation was a third of this step's time).
-        converter.sanitize_preprocessors = []
-        converter.autograde_preprocessors = [LimitOutput, SaveAutoGrades, AssignLatePenalties]
-        converter.start()
+    coursedir = course.course_directory(config, assignment)
+    coursedir.submitted_directory = executed_dir
+    for student_dir in (root / executed_dir).iterdir():
+        shutil.rmtree(root / "autograded" / student_dir.name / assignment, ignore_errors=True)
+    converter = Autograde(coursedir=coursedir, config=config, log=log)
+    converter.force = True
+    # No Execute (done in the sandbox), no ClearOutput / OverwriteCells (prepare() restored
+    # the cells from the gradebook, without the spurious checksum warnings), no
+    # CheckCellMetadata (prepare() wrote every cell's metadata from the gradebook; the
+    # schema validation was a third of this step's time).
+    converter.sanitize_preprocessors = []
+    converter.autograde_preprocessors = [LimitOutput, SaveAutoGrades, AssignLatePenalties]
+    converter.start()
 
 
 def _feedback_one(config, assignment: str, student: str, public: str) -> None:
@@ -304,42 +303,71 @@ def _feedback_one(config, assignment: str, student: str, public: str) -> None:
     converter.start()
 
 
-def make_feedback(config, assignment_ids: list[str], students: list[str], jobs: int = 1) -> None:
-    """Step 4: sanitized copies of the autograded notebooks, then nbgrader's feedback HTML.
+def _sanitized_copies(root: Path, public: Path, assignment: str, students: list[str]) -> list:
+    """Step 4's input for one assignment: copies of the autograded notebooks without hidden
+    tests (grading/feedback.py); returns the students who have one."""
+    done = []
+    for student in students:
+        src = root / "autograded" / student / assignment
+        if not src.is_dir():
+            continue
+        dest = public / student / assignment
+        dest.mkdir(parents=True)
+        for path in src.iterdir():
+            if path.suffix == ".ipynb":
+                nb = nbformat.read(str(path), as_version=4)
+                nbformat.write(feedback.sanitize(nb), str(dest / path.name))
+            elif path.is_file() and path.name == "timestamp.txt":
+                shutil.copyfile(path, dest / path.name)
+        shutil.rmtree(root / "feedback" / student / assignment, ignore_errors=True)
+        (root / "feedback" / student).mkdir(parents=True, exist_ok=True)
+        done.append(student)
+    return done
 
-    Rendering HTML only reads the gradebook, so ``jobs`` processes share the work.
-    """
+
+def record_and_feedback(config, assignment_ids: list[str], executed_dir: str,
+                        students: list[str], jobs: int = 1) -> tuple[float, float]:
+    """Phase c and step 4, overlapped: this process records one assignment after another in
+    the gradebook (the only writer), and as soon as an assignment is recorded its feedback HTML
+    is rendered by ``jobs`` worker processes, which only read the gradebook. Recording is serial
+    and rendering is not, so with two jobs the renderers fill the core the recorder leaves idle.
+
+    Returns ``(record_seconds, feedback_seconds)``: the time spent recording, and the rest of
+    the phase's wall time (rendering that was not hidden behind recording)."""
     root = course.course_root(config)
     public = root / WORK / "feedback_input"
     shutil.rmtree(public, ignore_errors=True)
-    todo = []
-    for student in students:
-        for assignment in assignment_ids:
-            src = root / "autograded" / student / assignment
-            if not src.is_dir():
-                continue
-            dest = public / student / assignment
-            dest.mkdir(parents=True)
-            for path in src.iterdir():
-                if path.suffix == ".ipynb":
-                    nb = nbformat.read(str(path), as_version=4)
-                    nbformat.write(feedback.sanitize(nb), str(dest / path.name))
-                elif path.is_file() and path.name == "timestamp.txt":
-                    shutil.copyfile(path, dest / path.name)
-            shutil.rmtree(root / "feedback" / student / assignment, ignore_errors=True)
-            (root / "feedback" / student).mkdir(parents=True, exist_ok=True)
-            todo.append((assignment, student))
     rel = str(public.relative_to(root))
-    if jobs <= 1 or len(todo) <= 1:
-        for assignment, student in todo:
-            _feedback_one(config, assignment, student, rel)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    started, recording = time.monotonic(), 0.0
+    pool = None
+    if jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-        for future in [pool.submit(_feedback_one, config, a, s, rel) for a, s in todo]:
+        # forked before the first gradebook connection of this phase is opened, so no worker
+        # inherits one
+        pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"))
+        for future in [pool.submit(time.sleep, 0) for _ in range(jobs)]:
             future.result()
+    try:
+        futures = []
+        for assignment in assignment_ids:
+            if not any((root / executed_dir).glob(f"*/{assignment}/*.ipynb")):
+                continue
+            t0 = time.monotonic()
+            record(config, assignment, executed_dir)
+            recording += time.monotonic() - t0
+            for student in _sanitized_copies(root, public, assignment, students):
+                if pool is None:
+                    _feedback_one(config, assignment, student, rel)
+                else:
+                    futures.append(pool.submit(_feedback_one, config, assignment, student, rel))
+        for future in futures:
+            future.result()
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return recording, time.monotonic() - started - recording
 
 
 def export(config, path: Path, students: list[str], assignment_ids: list[str]) -> None:
@@ -474,13 +502,8 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
         if stamp.is_file():
             shutil.copyfile(stamp, dest / "timestamp.txt")
 
-    t0 = time.monotonic()
-    record(config, assignment_ids, str(executed_dir.relative_to(root)))
-    t_record = time.monotonic() - t0
-
-    t0 = time.monotonic()
-    make_feedback(config, assignment_ids, students, args.jobs)
-    t_feedback = time.monotonic() - t0
+    t_record, t_feedback = record_and_feedback(
+        config, assignment_ids, str(executed_dir.relative_to(root)), students, args.jobs)
 
     grades_csv = Path(args.grades_csv).resolve()
     export(config, grades_csv, students, assignment_ids)
