@@ -321,6 +321,18 @@ def test_mutant_fails_with_its_hint(label, kind, fn, kwargs, texts):
         assert text in message, f"{text!r} missing from:\n{message}"
 
 
+@pytest.mark.parametrize("configs", [None, [{"batch_size": 5, "drop_last": True}]],
+                         ids=["default configs", "drop_last only"])
+@pytest.mark.parametrize("global_seed", [0, 1, 42])
+def test_ignored_generator_is_named_whatever_the_global_rng_holds(configs, global_seed):
+    """An iterator that draws from the global RNG must be named as such even when an earlier
+    cell seeded that RNG with a common seed, and when a different order also drops different
+    samples (drop_last), which fails the sample check before the order check is reached."""
+    torch.manual_seed(global_seed)
+    with pytest.raises(GradingFailure, match="the generator is ignored"):
+        check_minibatches(M.minibatches_ignores_generator, configs=configs)
+
+
 @pytest.mark.parametrize("name", sorted(M.SCHEDULE_CONFIGS))
 def test_every_schedule_of_assignment_05_has_known_mistakes(name):
     mistakes = G.known_mistakes(getattr(S, name))

@@ -31,6 +31,12 @@ DEFAULT_CONFIGS = (
 )
 
 
+# Generators are seeded away from the seeds people pass to torch.manual_seed (0, 42, ...): a
+# submission that ignores the generator draws from the global RNG, and if an earlier cell had
+# seeded that with the case's seed the two orders would coincide and hide the mistake.
+_SEED_OFFSET = 1_000_003
+
+
 def _dataset(n, features, device, dtype):
     """Rows that say who they are: ``X[i] = (i·f, i·f + 1, ...)`` and ``y[i] = i``."""
     ids = torch.arange(n, device=device)
@@ -75,7 +81,8 @@ def check_minibatches(student, *, reference=None, n=23, features=3, configs=None
             for dtype in _resolve_dtypes(dtypes):
                 for k, config in enumerate(configs):
                     _one_epoch(session, student, reference, config, k, len(configs), n,
-                               features, device, dtype, seed * 104729 + k, match_order)
+                               features, device, dtype, _SEED_OFFSET + seed * 104729 + k,
+                               match_order)
 
     session.run(body)
 
@@ -179,7 +186,10 @@ def _one_epoch(session, student, reference, config, k, n_configs, n, features, d
         if extra:
             lines.append(f"{len(extra)} samples appear that should have been dropped")
         tail = len(ref_flat) - len(flat)
-        if not drop_last and ref_sizes[:-1] == sizes and tail == ref_sizes[-1]:
+        if sizes == ref_sizes and config.get("shuffle", True) and _order_changes(
+                session, student, X, y, config, seed, where, call_text, n, flat):
+            lines.append(_IGNORED_GENERATOR)
+        elif not drop_last and ref_sizes[:-1] == sizes and tail == ref_sizes[-1]:
             lines.append("This looks like: the last, shorter batch is dropped (hint: with "
                          "drop_last=False the final partial batch is yielded too)")
         elif drop_last and sizes[:-1] == ref_sizes and sizes and sizes[-1] < (
@@ -197,15 +207,9 @@ def _one_epoch(session, student, reference, config, k, n_configs, n, features, d
             fail(name, "does not shuffle although shuffle=True", where, [f"call: {call_text}"])
         if not match_order:
             return
-        again = _epoch(session, student, clone_value(X), clone_value(y), config, seed,
-                       student=True, where=where, call_text=call_text, limit=n + 1)
-        again_flat = [int(v) for _, yb in again for v in values(yb)]
-        if again_flat != flat:
-            fail(name, "gives a different order for the same seed", where, [
-                f"call: {call_text}",
-                "This looks like: the generator is ignored (hint: draw the order with the "
-                "generator argument, so that a seeded generator makes the epoch "
-                "reproducible)"])
+        if _order_changes(session, student, X, y, config, seed, where, call_text, n, flat):
+            fail(name, "gives a different order for the same seed", where,
+                 [f"call: {call_text}", _IGNORED_GENERATOR])
         position = next(i for i, (a, b) in enumerate(zip(flat, ref_flat)) if a != b)
         fail(name, "visits the samples in another order than the reference", where, [
             f"call: {call_text}",
@@ -213,6 +217,18 @@ def _one_epoch(session, student, reference, config, k, n_configs, n, features, d
             f"{ref_flat[position]}, got sample {flat[position]}",
             "draw the order once per epoch with torch.randperm(n, generator=generator) and "
             "cut it into consecutive batches"])
+
+
+_IGNORED_GENERATOR = ("This looks like: the generator is ignored (hint: draw the order with "
+                      "the generator argument, so that a seeded generator makes the epoch "
+                      "reproducible)")
+
+
+def _order_changes(session, student, X, y, config, seed, where, call_text, n, flat) -> bool:
+    """Whether a second epoch under an identically seeded generator visits other samples."""
+    again = _epoch(session, student, clone_value(X), clone_value(y), config, seed,
+                   student=True, where=where, call_text=call_text, limit=n + 1)
+    return [int(v) for _, yb in again for v in values(yb)] != flat
 
 
 def _sizes(sizes) -> str:
