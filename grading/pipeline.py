@@ -346,7 +346,9 @@ def record_and_feedback(config, assignment_ids: list[str], executed_dir: str,
 
         # forked before the first gradebook connection of this phase is opened, so no worker
         # inherits one
-        pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"))
+        # niced: recording is the phase's critical path, rendering fills the cores around it
+        pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=os.nice, initargs=(10,))
         for future in [pool.submit(time.sleep, 0) for _ in range(jobs)]:
             future.result()
     try:
@@ -489,7 +491,9 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
     asyncio.run(_execute_all(jobs, notebooks, limits, args.jobs, work / "logs",
                              work / "scratch", args.quiet, zygote))
     if zygote is not None:
-        zygote.close()  # before the feedback step forks its workers
+        # before the feedback step forks its workers; its exit (a second, for a process
+        # holding torch) is waited for at the very end
+        zygote.stop()
     t_execute = time.monotonic() - t0
 
     for job in jobs:
