@@ -18,16 +18,23 @@ registered from the folder names. The steps:
    a. *prepare* (serial): every notebook is read and restored against the gradebook
       (``grading/integrity.py``: deleted, stripped or edited test cells score 0 and are flagged;
       an unreadable file is graded as the blank release, all 0, and flagged);
-   b. *execute* (``--jobs`` at a time): each notebook in its own sandboxed kernel
-      (``grading/sandbox.py``, ``grading/execute.py``) with per-cell and per-notebook time limits
-      and a memory limit; a kernel that dies or hangs costs that student the cells that did not
-      run, nobody else anything;
-   c. *record* (serial): nbgrader's own ``Autograde`` converter, with execution switched off,
-      reads the executed notebooks and stores the scores (``SaveAutoGrades``, late penalties);
+   b. *execute*: each notebook in its own sandboxed kernel (``grading/sandbox.py``,
+      ``grading/execute.py``) with per-cell and per-notebook time limits and a memory limit; a
+      kernel that dies or hangs costs that student the cells that did not run, nobody else
+      anything;
+   c. *record*: once every notebook of an assignment has run, nbgrader's own ``Autograde``
+      converter, with execution switched off, reads that assignment's executed notebooks and
+      stores the scores (``SaveAutoGrades``, late penalties), in the recorder: one process that
+      records one assignment after another and is the gradebook's only writer;
 4. **feedback** -- hidden tests and their tracebacks are removed from a copy of each autograded
    notebook (``grading/feedback.py``), then ``nbgrader generate_feedback`` renders the HTML,
-   ``--jobs`` at a time, each assignment as soon as step 3c has recorded it;
+   student by student in a pool of ``--jobs`` processes, as soon as the assignment is recorded.
+
 5. **export** -- nbgrader's CSV export plugin writes ``grades.csv``.
+
+Steps 3b, 3c and 4 overlap: kernels, the recorder and the renderers share ``--jobs`` slots
+(recording and rendering first), so the kernels go on with the next assignments while the first
+ones are recorded, and ``--jobs 1`` does one thing at a time.
 
 It prints a table of scores, the flagged submissions with their reasons and the time each
 notebook took, and writes ``<course>/.pipeline/report.json``.
@@ -38,6 +45,9 @@ from __future__ import annotations
 import argparse
 import ast
 import asyncio
+import contextlib
+import heapq
+import itertools
 import json
 import logging
 import os
@@ -198,31 +208,153 @@ def prepare(config, jobs: list[Job]) -> tuple[dict, dict]:
     return prepared, graded
 
 
-async def _execute_all(jobs: list[Job], notebooks: dict, limits: Limits, n_jobs: int,
-                       log_dir: Path, scratch: Path, quiet: bool, zygote: Zygote | None) -> None:
-    semaphore = asyncio.Semaphore(max(1, n_jobs))
+class _Slots:
+    """At most ``n`` of the grader's processes busy at once: kernels, the recorder and the
+    feedback renderers share them, so ``--jobs 1`` grades one thing at a time. A freed slot goes
+    to the waiter with the lowest priority number, the earliest first among equals."""
 
-    async def one(job: Job) -> None:
-        async with semaphore:
-            log_path = log_dir / f"{job.student}__{job.assignment}__{job.notebook}.log"
-            try:
-                outcome = await execute(notebooks[job.label], limits, log_path=log_path,
-                                        scratch_root=str(scratch), zygote=zygote)
-            except Exception as exc:  # a fault of the grader must not stop the others
-                job.events.append(f"the grader failed on this notebook ({type(exc).__name__}: "
-                                  f"{exc}); its tests score 0")
-                for cell in notebooks[job.label].cells:
-                    if cell.metadata.get("nbgrader", {}).get("grade"):
-                        integrity.zero(cell, "This test cell scores 0: the grader failed on "
-                                             "this notebook.")
-                return
-            job.seconds = outcome.seconds
-            job.sandbox = outcome.sandboxed
-            job.events.extend(outcome.events)
-            if not quiet:
-                print(f"  {job.label:<58} {outcome.seconds:5.1f} s", flush=True)
+    def __init__(self, n: int):
+        self._free = max(1, n)
+        self._waiting: list[tuple[int, int, asyncio.Future]] = []
+        self._order = itertools.count()
 
-    await asyncio.gather(*(one(job) for job in jobs if job.executed))
+    @contextlib.asynccontextmanager
+    async def hold(self, priority: int):
+        if self._free and not self._waiting:
+            self._free -= 1
+        else:
+            handed = asyncio.get_running_loop().create_future()
+            heapq.heappush(self._waiting, (priority, next(self._order), handed))
+            await handed  # a releasing holder passes its slot on
+        try:
+            yield
+        finally:
+            while self._waiting:
+                handed = heapq.heappop(self._waiting)[2]
+                if not handed.done():
+                    handed.set_result(None)
+                    break
+            else:
+                self._free += 1
+
+
+@dataclass
+class _Stage:
+    """Seconds of the execute-record-feedback stage."""
+
+    executed: float = 0.0  # from its start until the last kernel ended
+    recorded: float = 0.0  # ... until the last assignment was recorded
+    record: float = 0.0  # time the recorder was busy
+    feedback: float = 0.0  # time the renderers were busy
+    wall: float = 0.0  # the whole stage
+
+
+def _fork_pool(workers: int):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    # forked now, before any kernel's ZeroMQ context exists and before a gradebook connection
+    # of this stage is opened; the workers share the grader's imports (nbgrader, nbconvert)
+    for future in [pool.submit(time.sleep, 0) for _ in range(workers)]:
+        future.result()
+    return pool
+
+
+async def _grade_stage(config, jobs: list[Job], notebooks: dict, limits: Limits, n_jobs: int,
+                       students: list[str], quiet: bool, zygote: Zygote | None) -> _Stage:
+    """Steps 3b, 3c and 4, overlapped: each notebook runs in its kernel; as soon as every
+    notebook of an assignment has run, the recorder (one process, the only writer of the
+    gradebook) records that assignment, and then its feedback is rendered, one process per
+    student, while the kernels go on with the next assignments. Recording and rendering go
+    before waiting kernels, so the stage ends soon after its last kernel."""
+    root = course.course_root(config)
+    work = root / WORK
+    executed_dir, public = work / "executed", work / "feedback_input"
+    for folder in (executed_dir, public):
+        shutil.rmtree(folder, ignore_errors=True)
+    executed_rel, public_rel = (str(p.relative_to(root)) for p in (executed_dir, public))
+    slots, stage, started = _Slots(n_jobs), _Stage(), time.monotonic()
+    loop = asyncio.get_running_loop()
+    waiting = {a: sum(j.assignment == a for j in jobs) for a in {j.assignment for j in jobs}}
+    later: list[asyncio.Task] = []
+    recorder, renderers = _fork_pool(1), _fork_pool(max(1, n_jobs))
+
+    async def busy(pool, fn, *args) -> float:
+        t0 = time.monotonic()
+        await loop.run_in_executor(pool, fn, *args)
+        return time.monotonic() - t0
+
+    async def render(assignment: str, student: str) -> None:
+        async with slots.hold(0):
+            stage.feedback += await busy(renderers, _feedback_one, config, assignment, student,
+                                         public_rel)
+
+    async def record_assignment(assignment: str) -> None:
+        async with slots.hold(0):
+            stage.record += await busy(recorder, record, config, assignment, executed_rel)
+        stage.recorded = time.monotonic() - started
+        for student in _sanitized_copies(root, public, assignment, students):
+            later.append(asyncio.create_task(render(assignment, student)))
+
+    async def grade_one(job: Job) -> None:
+        if job.executed:
+            async with slots.hold(1):
+                await _execute_one(job, notebooks[job.label], limits, work, quiet, zygote)
+        stage.executed = time.monotonic() - started
+        _write_executed(job, notebooks[job.label], executed_dir)
+        waiting[job.assignment] -= 1
+        if not waiting[job.assignment]:
+            later.append(asyncio.create_task(record_assignment(job.assignment)))
+
+    try:
+        # assignment by assignment, so that the first ones are recorded while later ones run
+        await asyncio.gather(*(grade_one(job) for job in
+                               sorted(jobs, key=lambda j: (j.assignment, j.student, j.notebook))))
+        if zygote is not None:
+            # its kernels have all ended; the renderers forked earlier hold its pipe too, so
+            # it sees the end of its input when they are shut down
+            zygote.stop()
+        while later:
+            await later.pop(0)
+    finally:
+        for pool in (recorder, renderers):
+            pool.shutdown(cancel_futures=True)
+    stage.wall = time.monotonic() - started
+    return stage
+
+
+async def _execute_one(job: Job, nb, limits: Limits, work: Path, quiet: bool,
+                       zygote: Zygote | None) -> None:
+    log_path = work / "logs" / f"{job.student}__{job.assignment}__{job.notebook}.log"
+    try:
+        outcome = await execute(nb, limits, log_path=log_path,
+                                scratch_root=str(work / "scratch"), zygote=zygote)
+    except Exception as exc:  # a fault of the grader must not stop the others
+        job.events.append(f"the grader failed on this notebook ({type(exc).__name__}: "
+                          f"{exc}); its tests score 0")
+        for cell in nb.cells:
+            if cell.metadata.get("nbgrader", {}).get("grade"):
+                integrity.zero(cell, "This test cell scores 0: the grader failed on "
+                                     "this notebook.")
+        return
+    job.seconds = outcome.seconds
+    job.sandbox = outcome.sandboxed
+    job.events.extend(outcome.events)
+    if not quiet:
+        print(f"  {job.label:<58} {outcome.seconds:5.1f} s", flush=True)
+
+
+def _write_executed(job: Job, nb, executed_dir: Path) -> None:
+    """Phase c's input: the executed notebook (and nbgrader's timestamp), after the flags its
+    outputs reveal have been read."""
+    _scan_outputs(job, nb)
+    dest = executed_dir / job.student / job.assignment
+    dest.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(dest / f"{job.notebook}.ipynb"))
+    stamp = Path(job.path).parent / "timestamp.txt"
+    if stamp.is_file():
+        shutil.copyfile(stamp, dest / "timestamp.txt")
 
 
 def _ends_in_expression(source: str) -> bool:
@@ -323,53 +455,6 @@ def _sanitized_copies(root: Path, public: Path, assignment: str, students: list[
         (root / "feedback" / student).mkdir(parents=True, exist_ok=True)
         done.append(student)
     return done
-
-
-def record_and_feedback(config, assignment_ids: list[str], executed_dir: str,
-                        students: list[str], jobs: int = 1) -> tuple[float, float]:
-    """Phase c and step 4, overlapped: this process records one assignment after another in
-    the gradebook (the only writer), and as soon as an assignment is recorded its feedback HTML
-    is rendered by ``jobs`` worker processes, which only read the gradebook. Recording is serial
-    and rendering is not, so with two jobs the renderers fill the core the recorder leaves idle.
-
-    Returns ``(record_seconds, feedback_seconds)``: the time spent recording, and the rest of
-    the phase's wall time (rendering that was not hidden behind recording)."""
-    root = course.course_root(config)
-    public = root / WORK / "feedback_input"
-    shutil.rmtree(public, ignore_errors=True)
-    rel = str(public.relative_to(root))
-    started, recording = time.monotonic(), 0.0
-    pool = None
-    if jobs > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # forked before the first gradebook connection of this phase is opened, so no worker
-        # inherits one
-        # niced: recording is the phase's critical path, rendering fills the cores around it
-        pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
-                                   initializer=os.nice, initargs=(10,))
-        for future in [pool.submit(time.sleep, 0) for _ in range(jobs)]:
-            future.result()
-    try:
-        futures = []
-        for assignment in assignment_ids:
-            if not any((root / executed_dir).glob(f"*/{assignment}/*.ipynb")):
-                continue
-            t0 = time.monotonic()
-            record(config, assignment, executed_dir)
-            recording += time.monotonic() - t0
-            for student in _sanitized_copies(root, public, assignment, students):
-                if pool is None:
-                    _feedback_one(config, assignment, student, rel)
-                else:
-                    futures.append(pool.submit(_feedback_one, config, assignment, student, rel))
-        for future in futures:
-            future.result()
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    return recording, time.monotonic() - started - recording
 
 
 def export(config, path: Path, students: list[str], assignment_ids: list[str]) -> None:
@@ -475,9 +560,6 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
           f"{limits.cell_timeout:g} s per cell, {limits.submission_timeout:g} s per notebook, "
           f"{(limits.memory_bytes or 0) // 2**20} MiB per kernel", flush=True)
 
-    executed_dir = work / "executed"
-    shutil.rmtree(executed_dir, ignore_errors=True)
-
     t0 = time.monotonic()
     notebooks, graded = prepare(config, jobs)
     if zygote is not None and not zygote.wait_ready(limits.startup_timeout):
@@ -487,27 +569,8 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
     audit(jobs, notebooks, graded, zygote)
     t_prepare = time.monotonic() - t0
 
-    t0 = time.monotonic()
-    asyncio.run(_execute_all(jobs, notebooks, limits, args.jobs, work / "logs",
-                             work / "scratch", args.quiet, zygote))
-    if zygote is not None:
-        # before the feedback step forks its workers; its exit (a second, for a process
-        # holding torch) is waited for at the very end
-        zygote.stop()
-    t_execute = time.monotonic() - t0
-
-    for job in jobs:
-        nb = notebooks[job.label]
-        _scan_outputs(job, nb)
-        dest = executed_dir / job.student / job.assignment
-        dest.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, str(dest / f"{job.notebook}.ipynb"))
-        stamp = Path(job.path).parent / "timestamp.txt"
-        if stamp.is_file():
-            shutil.copyfile(stamp, dest / "timestamp.txt")
-
-    t_record, t_feedback = record_and_feedback(
-        config, assignment_ids, str(executed_dir.relative_to(root)), students, args.jobs)
+    stage = asyncio.run(_grade_stage(config, jobs, notebooks, limits, args.jobs, students,
+                                     args.quiet, zygote))
 
     grades_csv = Path(args.grades_csv).resolve()
     export(config, grades_csv, students, assignment_ids)
@@ -515,8 +578,12 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
     total = time.monotonic() - started
 
     times = [j.seconds for j in jobs if j.executed]
-    timings = {"generate": t_generate, "prepare": t_prepare, "execute": t_execute,
-               "record": t_record, "feedback": t_feedback, "total": total,
+    # execute/recorded/stage: seconds from the stage's start until its last kernel ended, its
+    # last assignment was recorded, its last feedback was rendered; record/feedback: the
+    # seconds the recorder and the renderers were busy (they overlap the kernels)
+    timings = {"generate": t_generate, "prepare": t_prepare, "execute": stage.executed,
+               "recorded": stage.recorded, "stage": stage.wall, "record": stage.record,
+               "feedback": stage.feedback, "total": total,
                "jobs": args.jobs, "notebooks": len(jobs),
                "mean_notebook": statistics.fmean(times) if times else 0.0,
                "median_notebook": statistics.median(times) if times else 0.0}
@@ -564,12 +631,14 @@ def print_report(report: dict) -> None:
     sandboxes = sorted({s["sandbox"] for s in report["submissions"] if s["sandbox"]})
     print()
     print(f"Autograde: {t['median_notebook']:.2f} s per notebook (median; mean "
-          f"{t['mean_notebook']:.2f} s), kernel start to shutdown; {t['execute']:.1f} s for "
+          f"{t['mean_notebook']:.2f} s), kernel start to shutdown; {t['execute']:.1f} s until "
+          f"the last of "
           f"{t['notebooks']} notebooks with {t['jobs']} job(s); sandbox: "
           f"{', '.join(sandboxes) or '-'}")
-    print(f"Steps: generate {t['generate']:.1f} s, prepare {t['prepare']:.1f} s, execute "
-          f"{t['execute']:.1f} s, record {t['record']:.1f} s, feedback {t['feedback']:.1f} s; "
-          f"total {t['total']:.1f} s")
+    print(f"Steps: generate {t['generate']:.1f} s, prepare {t['prepare']:.1f} s, then "
+          f"{t['stage']:.1f} s for execute, record and feedback together (kernels done after "
+          f"{t['execute']:.1f} s; recording took {t['record']:.1f} s, rendering "
+          f"{t['feedback']:.1f} s of process time); total {t['total']:.1f} s")
     print(f"grades: {report['grades_csv']}   feedback: {report['feedback_dir']}")
 
 

@@ -338,3 +338,38 @@ def test_notebook_wall_clock_limit_stops_a_slow_notebook():
     assert outcome.seconds < 15
     # the test cell never ran: it carries an error, so nbgrader scores it 0
     assert test.outputs[0].ename == NOT_RUN
+
+
+# --------------------------------------------------------------------------------------------
+# the slots that kernels, the recorder and the renderers share
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_slots_bound_concurrency_and_let_recording_go_first(n):
+    import asyncio
+
+    from grading.pipeline import _Slots
+
+    async def scenario():
+        slots, busy, peak, order = _Slots(n), [0], [0], []
+
+        async def task(name, priority, seconds):
+            async with slots.hold(priority):
+                busy[0] += 1
+                peak[0] = max(peak[0], busy[0])
+                order.append(name)
+                await asyncio.sleep(seconds)
+                busy[0] -= 1
+
+        kernels = [asyncio.create_task(task(f"kernel {i}", 1, 0.02)) for i in range(6)]
+        await asyncio.sleep(0.005)  # the first n kernels hold every slot
+        record = asyncio.create_task(task("record", 0, 0.01))
+        await asyncio.gather(*kernels, record)
+        return peak[0], order
+
+    peak, order = asyncio.run(scenario())
+    assert peak == n
+    # the recording waited for one slot only: it came right after the first n kernels, before
+    # the kernels that had been waiting longer
+    assert order.index("record") == n
+    assert sorted(order) == sorted([f"kernel {i}" for i in range(6)] + ["record"])
