@@ -256,8 +256,8 @@ class Zygote:
         return None if self.alive else -signal.SIGKILL
 
     def stop(self) -> None:
-        """Ask the zygote to exit, without waiting: its kernels have all ended, and closing
-        the pipe now means no process forked later inherits its write end."""
+        """Close the grader's end of the zygote's input, without waiting: the zygote exits
+        once no process holds that pipe any more (processes forked earlier hold it too)."""
         try:
             self._proc.stdin.close()
         except OSError:
@@ -449,7 +449,7 @@ async def _wait_ready(km, kc, timeout: float) -> None:
         # the kernel publishes its busy/idle status for the request: seeing it proves that the
         # output channel is connected, so no output of the first cell can be lost
         try:
-            while True:
+            while time.monotonic() < deadline:
                 msg = await kc.get_iopub_msg(timeout=0.02)
                 if msg["parent_header"].get("msg_id") == msg_id:
                     return
