@@ -265,9 +265,9 @@ async def _grade_stage(config, jobs: list[Job], notebooks: dict, limits: Limits,
                        students: list[str], quiet: bool, zygote: Zygote | None) -> _Stage:
     """Steps 3b, 3c and 4, overlapped: each notebook runs in its kernel; as soon as every
     notebook of an assignment has run, the recorder (one process, the only writer of the
-    gradebook) records that assignment, and then its feedback is rendered, one process per
-    student, while the kernels go on with the next assignments. Recording and rendering go
-    before waiting kernels, so the stage ends soon after its last kernel."""
+    gradebook) records that assignment, and then its feedback is rendered student by student
+    in a pool of renderers, while the kernels go on with the next assignments. Recording and
+    rendering go before waiting kernels, so the stage ends soon after its last kernel."""
     root = course.course_root(config)
     work = root / WORK
     executed_dir, public = work / "executed", work / "feedback_input"
