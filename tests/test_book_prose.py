@@ -52,7 +52,7 @@ def code_cells(path):
     return [c for c in cells(path) if c["cell_type"] == "code"]
 
 
-FENCE = re.compile(r"^(`{3,}|~{3,}|:{3,})(.*?)$.*?^\1\s*$", re.S | re.M)
+FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,}|:{3,})(.*?)$.*?^[ \t]*\1[ \t]*$", re.S | re.M)
 DISPLAY_MATH = re.compile(r"\$\$.*?\$\$", re.S)
 INLINE_MATH = re.compile(r"(?<![\\$])\$(?!\$)[^$\n]+?(?<!\\)\$")
 ROLE = re.compile(r"\{([a-z:\-]+)\}`([^`]*)`")
@@ -137,7 +137,7 @@ def test_the_notation_table_gives_each_role_one_letter():
     assert {"eta", "mu", "epsilon", "lambda", "gamma", "rho", "theta"} <= declared
 
 
-@pytest.mark.parametrize("path", PAGES, ids=ids(PAGES))
+@pytest.mark.parametrize("path", PAGES + ASSIGNMENTS, ids=ids(PAGES + ASSIGNMENTS))
 def test_every_greek_letter_is_in_the_notation_table(path):
     text = markdown(path)
     if path == INTRO:  # the table's last column lists other sources' letters on purpose
@@ -155,7 +155,7 @@ RESULT_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)+\s?%?|(?<![\w.])\d+\s?%")
 # "arXiv:1412.6980", "Python 3.11".
 CITATION = re.compile(
     r"(Algorithms?|Sections?|Chapters?|Figures?|Tables?|Eq\.|Equations?|versions?|Python|"
-    r"PyTorch|torch|nbgrader|Book|ABI|arXiv:|§)\s*((\d+\.)+\d+,?\s*(and|or|to|–)?\s*)*$", re.I)
+    r"PyTorch|torch|nbgrader|Book|ABI|Linux|arXiv:|§)\s*((\d+\.)+\d+,?\s*(and|or|to|–)?\s*)*$", re.I)
 
 
 def untraced_numbers(prose):

@@ -14,7 +14,9 @@ here and only here — plotting is where numbers leave the device.
 
 from __future__ import annotations
 
+import html as _html
 import math
+import re
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -350,16 +352,43 @@ def animate_trajectories(
         return [*lines, *heads, title]
 
     anim = FuncAnimation(fig, draw, frames=frames, interval=interval, blit=False, repeat=True)
+    # The player's text alternative (read by :func:`to_html`): what the frames show.
+    names = [name or run.optimizer for name, run in runs]
+    anim.alt_text = (
+        f"Animation in {frames} frames: {', '.join(names)} on the {landscape.name} landscape "
+        f"({landscape.description}), drawn step by step from the start to step {longest}."
+    )
     return anim
 
 
-def to_html(anim: Animation, *, default_mode: str = "once") -> str:
+# matplotlib's player links Font Awesome 4 from a CDN for its button icons: a request that
+# leaves the page (and fails offline). The book's theme ships Font Awesome itself, and it
+# draws the player's `<i class="fa fa-play">` icons; every button also has a title and an
+# aria-label.
+_OFF_PAGE_LINK = re.compile(r"<link\b[^>]*\bhref=[\"']?(?:https?:)?//[^>]*>\s*", re.IGNORECASE)
+
+
+def _player_alt(anim: Animation) -> str:
+    """A text alternative for an animation made elsewhere than :func:`animate_trajectories`."""
+    titles = [ax.get_title() for ax in anim._fig.axes if ax.get_title()]
+    text = "Animation"
+    if titles:
+        text += ": " + "; ".join(titles)
+    return text
+
+
+def to_html(anim: Animation, *, default_mode: str = "once", alt: str | None = None) -> str:
     """The animation as a self-contained JavaScript player (``anim.to_jshtml()``).
 
     Every frame is embedded as a PNG in the HTML, so it plays in the static book with no
-    kernel and no ffmpeg. The animation's figure is closed afterwards, so a notebook does not
-    also display a stray still frame. ``default_mode`` is the player's initial loop setting:
-    ``"once"``, ``"loop"`` or ``"reflect"``.
+    kernel and no ffmpeg, and the page requests nothing else: matplotlib's link to Font Awesome
+    on a CDN is dropped (the book's theme bundles the icons). The animation's figure is closed
+    afterwards, so a notebook does not also display a stray still frame. ``default_mode`` is
+    the player's initial loop setting: ``"once"``, ``"loop"`` or ``"reflect"``.
+
+    ``alt`` is the text alternative of the player's image; by default the description
+    :func:`animate_trajectories` attached to the animation (``anim.alt_text``), else the
+    figure's titles.
 
     matplotlib stops embedding frames (with a logged warning) once the page would exceed
     ``rcParams["animation.embed_limit"]`` (20 MB): keep ``frames`` and ``dpi`` modest — the
@@ -368,18 +397,32 @@ def to_html(anim: Animation, *, default_mode: str = "once") -> str:
     if not isinstance(anim, Animation):
         raise TypeError(f"expected a matplotlib Animation, got {type(anim).__name__}")
     check_choice("default_mode", default_mode, ("once", "loop", "reflect"))
+    if alt is None:
+        alt = getattr(anim, "alt_text", None) or _player_alt(anim)
+    if not isinstance(alt, str) or not alt.strip():
+        raise ValueError(f"expected alt to be a non-empty description, got {alt!r}")
     fig = anim._fig
     try:
-        return anim.to_jshtml(embed_frames=True, default_mode=default_mode)
+        page = anim.to_jshtml(embed_frames=True, default_mode=default_mode)
     finally:
         plt.close(fig)
+    page = _OFF_PAGE_LINK.sub("", page)
+    alt_attr = _html.escape(alt.strip(), quote=True)
+    return page.replace('<img id="_anim_img', f'<img alt="{alt_attr}" id="_anim_img')
 
 
-def animation_html(landscape_or_anim, trajectories=None, *, default_mode: str = "once", **kwargs):
+def animation_html(
+    landscape_or_anim,
+    trajectories=None,
+    *,
+    default_mode: str = "once",
+    alt: str | None = None,
+    **kwargs,
+):
     """:func:`to_html` wrapped in ``IPython.display.HTML``: the last line of a book cell.
 
     Give it an animation, or a landscape and trajectories (plus any keyword argument of
-    :func:`animate_trajectories`)::
+    :func:`animate_trajectories`); ``alt`` replaces the default text alternative::
 
         animation_html("rosenbrock", {"SGD": run_sgd, "Adam": run_adam}, frames=40)
     """
@@ -391,7 +434,7 @@ def animation_html(landscape_or_anim, trajectories=None, *, default_mode: str = 
         anim = landscape_or_anim
     else:
         anim = animate_trajectories(landscape_or_anim, trajectories, **kwargs)
-    return HTML(to_html(anim, default_mode=default_mode))
+    return HTML(to_html(anim, default_mode=default_mode, alt=alt))
 
 
 # --- classifiers --------------------------------------------------------------------------
