@@ -155,14 +155,16 @@ RESULT_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)+\s?%?|(?<![\w.])\d+\s?%")
 # "arXiv:1412.6980", "Python 3.11".
 CITATION = re.compile(
     r"(Algorithms?|Sections?|Chapters?|Figures?|Tables?|Eq\.|Equations?|versions?|Python|"
-    r"PyTorch|torch|nbgrader|Book|ABI|Linux|arXiv:|§)\s*((\d+\.)+\d+,?\s*(and|or|to|–)?\s*)*$", re.I)
+    r"PyTorch|torch|nbgrader|Book|ABI|Linux|arXiv:|§)"
+    r"\s*((\d+\.)+\d+,?\s*(and|or|to|–)?\s*)*$", re.I)
 
 
 def untraced_numbers(prose):
     found = []
     for match in RESULT_NUMBER.finditer(prose):
         token = match.group(0)
-        if token.count(".") >= 2 or CITATION.search(prose[max(0, match.start() - 40):match.start()]):
+        before = prose[max(0, match.start() - 40):match.start()]
+        if token.count(".") >= 2 or CITATION.search(before):
             continue
         found.append(token.strip())
     return found
@@ -207,7 +209,7 @@ def is_hidden(cell):
 def test_assertions_run_hidden_from_the_reader(path):
     shown = [c["source"].splitlines()[0] for c in code_cells(path)
              if not is_hidden(c) and re.search(r"^\s*assert\b", c["source"], re.M)]
-    assert not shown, f"{path.name}: visible cells with assert lines (tag them remove-cell): {shown}"
+    assert not shown, f"{path.name}: visible cells with assert lines (tag remove-cell): {shown}"
 
 
 @pytest.mark.parametrize("path", PAGES, ids=ids(PAGES))

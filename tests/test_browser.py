@@ -46,6 +46,10 @@ REQUIRED = os.environ.get("CI_REQUIRE_BROWSER") == "1"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 LOCAL_SCHEMES = {"data", "blob", "about"}
 
+# With `pytest --dist loadgroup` the checks run on one worker; with plain `-n 2` the report
+# fixture shares one browser session between the workers through a file.
+pytestmark = pytest.mark.xdist_group("browser")
+
 CHROMIUM_FLAGS = [
     "--headless=new",
     "--no-sandbox",  # CI runs as root
@@ -92,10 +96,10 @@ def _missing() -> str | None:
         import selenium  # noqa: F401
     except ImportError:
         return "selenium is not installed (pip install -r requirements.txt)"
-    if not CHROMIUM:
-        return "no Chromium (apt-get install chromium chromium-driver)"
-    if not CHROMEDRIVER:
-        return "no chromedriver (apt-get install chromium-driver)"
+    install = "(apt-get install chromium chromium-driver)"
+    for name, path in (("chromium", CHROMIUM), ("chromedriver", CHROMEDRIVER)):
+        if not (path and Path(path).is_file()):
+            return f"no {name}{' at ' + path if path else ''} {install}"
     if not (HTML / "index.html").is_file() or not pages():
         return f"no built book in {HTML} (make book)"
     return None
@@ -104,9 +108,41 @@ def _missing() -> str | None:
 # --- the local server and the browser -----------------------------------------------------
 
 
+# A page with one of each fault the checks look for, served next to the book: the checks
+# must find them all, so a browser log that stopped working cannot make them pass vacuously.
+CONTROL_PAGE = "__browser_test_control__.html"
+CONTROL_HTML = r"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>control</title>
+<link rel="stylesheet" href="https://cdn.example.invalid/font-awesome.min.css">
+</head><body><main>
+<p>Untypeset: $$\frac{a}{b}$$ and $x$.</p>
+<span class="math">\(y\)</span>
+<img src="missing.png" alt="missing.png">
+<img src="data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///ywAAAAAAQABAAACAUwAOw==">
+<div class="animation"><img id="_anim_imgctl" alt="a stalled player"
+  src="data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///ywAAAAAAQABAAACAUwAOw==">
+  <input id="_anim_sliderctl" type="range" class="anim-slider" min="0" max="3" value="0">
+  <div class="anim-buttons"><button title="Play"><i class="fa fa-play"></i></button></div>
+</div>
+<script>notDefined();</script>
+</main></body></html>
+"""
+
+
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
         pass
+
+    def do_GET(self):
+        if self.path.lstrip("/") == CONTROL_PAGE:
+            body = CONTROL_HTML.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            super().do_GET()
 
     def end_headers(self):
         self.send_header("Cache-Control", "no-store")
@@ -142,6 +178,10 @@ def chromium():
     try:
         driver.set_page_load_timeout(60)
         driver.set_script_timeout(30)
+        # Chrome's own start page (chrome:// requests) is not the book's: start from blank.
+        driver.get("about:blank")
+        _log(driver, "browser")
+        _log(driver, "performance")
         yield driver
     finally:
         driver.quit()
@@ -149,6 +189,11 @@ def chromium():
 
 
 # --- what is measured on each page ----------------------------------------------------------
+
+LOADED = """
+return document.readyState === "complete" && document.body !== null
+  && !document.querySelector("meta[http-equiv=refresh i]");
+"""
 
 # Resolves when MathJax has typeset the page (or at once on a page without it).
 WAIT_FOR_MATHJAX = """
@@ -158,8 +203,8 @@ const deadline = Date.now() + 20000;
   const mj = window.MathJax;
   if (mj && mj.startup && mj.startup.promise) {
     mj.startup.promise.then(() => done("typeset"), (e) => done("MathJax failed: " + e));
-  } else if (!mj && !document.querySelector(".math")) {
-    done("no math");
+  } else if (!mj && !document.querySelector('script[src*="mathjax" i]')) {
+    done("no MathJax on the page");
   } else if (Date.now() > deadline) {
     done("MathJax did not start");
   } else {
@@ -188,6 +233,7 @@ const images = [...document.images].map((img) => ({
   complete: img.complete,
   width: img.naturalWidth,
   id: img.id,
+  section: (img.closest("section[id]") || {id: ""}).id,
 }));
 
 // TeX left in the text: outside code and outside the math MathJax has (or should have) taken.
@@ -236,7 +282,7 @@ const figures = [...document.querySelectorAll("figure, [role=figure]")]
   .map((f) => ({label: f.getAttribute("aria-label") || "",
                caption: (f.querySelector("figcaption") || {textContent: ""}).textContent.trim()}));
 
-return {title: document.title, images, math, players, figures};
+return {title: document.title, url: location.href, images, math, players, figures};
 """
 
 PLAYER_STATE = """
@@ -247,10 +293,7 @@ return [Number(slider.value), img.currentSrc || img.src];
 
 
 def _log(driver, kind: str) -> list:
-    try:
-        return driver.get_log(kind)
-    except Exception:  # noqa: BLE001 - a driver without this log: nothing to read
-        return []
+    return driver.get_log(kind)
 
 
 def _requests(entries) -> list[str]:
@@ -258,9 +301,9 @@ def _requests(entries) -> list[str]:
     for entry in entries:
         message = json.loads(entry["message"])["message"]
         if message.get("method") == "Network.requestWillBeSent":
-            urls.append(message["params"]["request"]["url"])
+            urls.append(message["params"]["request"]["url"][:300])  # not whole data: URLs
         elif message.get("method") == "Network.webSocketCreated":
-            urls.append(message["params"]["url"])
+            urls.append(message["params"]["url"][:300])
     return urls
 
 
@@ -271,8 +314,9 @@ def _leaves_the_machine(url: str) -> bool:
     return parts.scheme not in {"http", "https"} or parts.hostname not in LOCAL_HOSTS
 
 
-def _play(driver, player_id: str) -> dict:
-    """Press Play on a player; its frame index and image must move on."""
+def _play(driver, player_id: str, patience: float = 4.0) -> dict:
+    """Press Play on a player; its frame index and image must move on within ``patience``
+    seconds (the book's players show a frame every 100-350 ms)."""
     from selenium.webdriver.common.by import By
 
     slider = driver.find_element(By.ID, player_id)
@@ -281,11 +325,11 @@ def _play(driver, player_id: str) -> dict:
     before = driver.execute_script(PLAYER_STATE, player_id)
     player.find_element(By.CSS_SELECTOR, "button[title='Play']").click()
     after = before
-    deadline = time.monotonic() + 6.0
+    deadline = time.monotonic() + patience
     while time.monotonic() < deadline:
-        time.sleep(0.2)
+        time.sleep(0.1)
         after = driver.execute_script(PLAYER_STATE, player_id)
-        if after[0] >= before[0] + 2 and after[1] != before[1]:
+        if after[0] > before[0] and after[1] != before[1]:
             break
     pause = player.find_elements(By.CSS_SELECTOR, "button[title='Pause']")
     if pause:
@@ -293,14 +337,30 @@ def _play(driver, player_id: str) -> dict:
     return {"before": before[0], "after": after[0], "image_changed": after[1] != before[1]}
 
 
-def inspect_page(driver, base: str, page: str) -> dict:
+def _settle(driver, timeout: float = 20.0) -> None:
+    """Wait for the page (after any redirect: index.html is a meta refresh) to have loaded."""
+    from selenium.common.exceptions import WebDriverException
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if driver.execute_script(LOADED):
+                return
+        except WebDriverException:  # the document went away under the script: navigating
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{driver.current_url} did not finish loading in {timeout} s")
+
+
+def inspect_page(driver, base: str, page: str, patience: float = 4.0) -> dict:
     driver.get(base + page)
+    _settle(driver)
     mathjax = driver.execute_async_script(WAIT_FOR_MATHJAX)
     driver.execute_async_script(WAIT_FOR_IMAGES)
     found = driver.execute_script(INSPECT)
     found["mathjax"] = mathjax
     for player in found["players"]:
-        player.update(_play(driver, player["id"]))
+        player.update(_play(driver, player["id"], patience))
     found["console"] = [
         e["message"] for e in _log(driver, "browser") if e.get("level") == "SEVERE"
     ]
@@ -312,9 +372,13 @@ def collect() -> dict:
     report = {"pages": {}, "seconds": 0.0}
     start = time.monotonic()
     with serve(HTML) as base, chromium() as driver:
+        report["startup"] = round(time.monotonic() - start, 1)
         for page in pages():
+            began = time.monotonic()
             report["pages"][page] = inspect_page(driver, base, page)
-    report["seconds"] = round(time.monotonic() - start, 1)
+            report["pages"][page]["seconds"] = round(time.monotonic() - began, 1)
+        report["seconds"] = round(time.monotonic() - start, 1)
+        report["control"] = inspect_page(driver, base, CONTROL_PAGE, patience=1.0)
     return report
 
 
@@ -355,56 +419,91 @@ def test_every_page_opens(report):
     assert any(page.startswith("book/") for page in report["pages"])
     untitled = [page for page, found in report["pages"].items() if not found["title"].strip()]
     _fail_on(untitled, "pages without a title (did they load?)")
-    print(f"{len(report['pages'])} pages in {report['seconds']} s")
+    slowest = sorted(report["pages"].items(), key=lambda item: -item[1]["seconds"])[:3]
+    print(f"browser started in {report['startup']} s, {len(report['pages'])} pages in "
+          f"{report['seconds']} s; slowest: "
+          + ", ".join(f"{page} {found['seconds']} s" for page, found in slowest))
+
+
+def console_problems(found: dict) -> list[str]:
+    return list(found["console"])
+
+
+def request_problems(found: dict) -> list[str]:
+    return [url[:160] for url in dict.fromkeys(found["requests"]) if _leaves_the_machine(url)]
+
+
+def image_problems(found: dict) -> list[str]:
+    return [f"not loaded: {img['src'][:120] or img['id'] or '<img> without src'}"
+            for img in found["images"] if not (img["src"] and img["complete"] and img["width"])]
+
+
+def math_problems(found: dict) -> list[str]:
+    math, problems = found["math"], []
+    if math["elements"] and not math["containers"]:
+        problems.append(f"{math['elements']} math elements and no mjx-container "
+                        f"({found['mathjax']})")
+    problems += [f"not typeset: {tex}" for tex in math["untypeset"][:5]]
+    problems += [f"MathJax error: {error}" for error in math["errors"][:5]]
+    problems += [f"raw TeX in the text: …{text}…" for text in math["raw"][:5]]
+    return problems
+
+
+def animation_problems(found: dict) -> list[str]:
+    problems = []
+    for player in found["players"]:
+        where = f"player {player['id']}"
+        if player["frames"] < 2:
+            problems.append(f"{where} has {player['frames']} frame")
+        elif not (player["after"] > player["before"] and player["image_changed"]):
+            problems.append(f"{where} did not advance after Play (frame {player['before']} -> "
+                            f"{player['after']}, image changed: {player['image_changed']})")
+        problems += [f"{where}: button {b['name'] or '(no name)'} shows no icon or text"
+                     for b in player["buttons"] if not (b["shown"] and b["name"])]
+    return problems
+
+
+def _fail_on_pages(report: dict, detector, what: str) -> None:
+    _fail_on([f"{page}: {problem}" for page, found in report["pages"].items()
+              for problem in detector(found)], what)
+
+
+def test_the_checks_find_the_faults_of_a_broken_page(report):
+    """The control page: a script error, a CDN link, a missing image, raw TeX, a player that
+    does not play and images without alt. Each check must report it."""
+    found = report["control"]
+    assert any("notDefined" in message for message in console_problems(found))
+    assert any("cdn.example.invalid" in url for url in request_problems(found))
+    assert any("missing.png" in problem for problem in image_problems(found))
+    math = " ".join(math_problems(found))
+    assert "no mjx-container" in math and "not typeset" in math and "$$" in math
+    assert "$x$" in math
+    players = animation_problems(found)
+    assert any("did not advance" in p for p in players)
+    assert any("shows no icon or text" in p for p in players)
+    assert len(alt_problems(found)) == 2  # alt="missing.png", and no alt
 
 
 def test_no_console_error(report):
-    _fail_on([f"{page}: {message}" for page, found in report["pages"].items()
-              for message in found["console"]], "errors in the browser console")
+    _fail_on_pages(report, console_problems, "errors in the browser console")
 
 
 def test_no_request_leaves_the_machine(report):
-    _fail_on([f"{page}: {url[:160]}" for page, found in report["pages"].items()
-              for url in dict.fromkeys(found["requests"]) if _leaves_the_machine(url)],
-             "requests to other machines (they fail offline)")
+    _fail_on_pages(report, request_problems, "requests to other machines (they fail offline)")
+    assert all(found["requests"] for found in report["pages"].values())  # the log works
 
 
 def test_every_image_loads(report):
-    _fail_on([f"{page}: {img['src'][:120] or img['id'] or '<img> without src'}"
-              for page, found in report["pages"].items() for img in found["images"]
-              if not (img["src"] and img["complete"] and img["width"] > 0)],
-             "images that did not load")
+    _fail_on_pages(report, image_problems, "images that did not load")
 
 
 def test_math_is_typeset(report):
-    problems = []
-    for page, found in report["pages"].items():
-        math = found["math"]
-        if math["elements"] and not math["containers"]:
-            problems.append(f"{page}: {math['elements']} math elements, no mjx-container "
-                            f"({found['mathjax']})")
-        problems += [f"{page}: not typeset: {tex}" for tex in math["untypeset"][:5]]
-        problems += [f"{page}: MathJax error: {error}" for error in math["errors"][:5]]
-        problems += [f"{page}: raw TeX in the text: …{text}…" for text in math["raw"][:5]]
-    _fail_on(problems, "math not rendered")
+    _fail_on_pages(report, math_problems, "math not rendered")
 
 
 def test_animations_play(report):
-    problems, players = [], 0
-    for page, found in report["pages"].items():
-        for player in found["players"]:
-            players += 1
-            where = f"{page}: player {player['id']}"
-            if player["frames"] < 2:
-                problems.append(f"{where} has {player['frames']} frame")
-            elif not (player["after"] > player["before"] and player["image_changed"]):
-                problems.append(f"{where} did not advance after Play (frame {player['before']}"
-                                f" -> {player['after']}, image changed: "
-                                f"{player['image_changed']})")
-            problems += [f"{where}: button {b['name'] or '?'} shows no icon or text"
-                         for b in player["buttons"] if not (b["shown"] and b["name"])]
-    _fail_on(problems, "animations")
-    if not players:
+    _fail_on_pages(report, animation_problems, "animations")
+    if not any(found["players"] for found in report["pages"].values()):
         pytest.skip("no animation in the book")
 
 
@@ -433,17 +532,22 @@ def test_real_alt_recognises_file_names():
     assert real_alt("ReLU", "http://127.0.0.1/_images/relu.png")
 
 
-def test_images_have_text_alternatives(report):
+def alt_problems(found: dict) -> list[str]:
     problems = []
-    for page, found in report["pages"].items():
-        for img in found["images"]:
-            if not real_alt(img["alt"], img["src"]):
-                alt = "no alt" if img["alt"] is None else f"alt={img['alt'][:60]!r}"
-                problems.append(f"{page}: {alt} on {img['id'] or img['src'][-70:]}")
-        problems += [f"{page}: <figure> without an image, aria-label or caption"
-                     for figure in found["figures"]
-                     if not (figure["label"].strip() or figure["caption"])]
-    _fail_on(problems, "images without a real text alternative")
+    for img in found["images"]:
+        if not real_alt(img["alt"], img["src"]):
+            alt = "no alt" if img["alt"] is None else f"alt={img['alt'][:40]!r}"
+            where = f"#{img['section']}: " if img["section"] else ""
+            what = img["id"] or img["src"].rsplit("/", 1)[-1][:16] + "…"
+            problems.append(f"{where}{alt} on {what}")
+    problems += ["<figure> without an image, aria-label or caption"
+                 for figure in found["figures"]
+                 if not (figure["label"].strip() or figure["caption"])]
+    return problems
+
+
+def test_images_have_text_alternatives(report):
+    _fail_on_pages(report, alt_problems, "images without a real text alternative")
 
 
 def test_animation_player_requests_nothing_outside_the_page():
