@@ -276,9 +276,9 @@ def evaluate(formula: str, fan_in: int, fan_out: int) -> float:
 def test_init_bounds_table_follows_the_initializers():
     rows = init.init_bounds_table()
     by_name = {row["activation"]: row for row in rows}
-    assert set(by_name) == set(ACTIVATIONS) | {"sigmoid (course, ×4)"}
-    assert by_name["sigmoid (course, ×4)"]["gain"] == GLOROT_SIGMOID_GAIN
-    assert by_name["sigmoid (course, ×4)"]["uniform_bound"] == "4 · √(6 / (fan_in + fan_out))"
+    assert set(by_name) == set(ACTIVATIONS) | {"sigmoid (Bengio 2012, ×4)"}
+    assert by_name["sigmoid (Bengio 2012, ×4)"]["gain"] == GLOROT_SIGMOID_GAIN
+    assert by_name["sigmoid (Bengio 2012, ×4)"]["uniform_bound"] == "4 · √(6 / (fan_in + fan_out))"
     assert by_name["relu"]["init"] == "kaiming_normal_"
 
     fan_out, fan_in = 400, 300

@@ -278,7 +278,7 @@ def test_pure_step_matches_class_and_does_not_mutate(step_fn, cls, kwargs, dtype
 
 
 def test_eps_inside_sqrt_against_hand_computation():
-    """Two steps of the Deep Learning book's algorithm 8.7, written out with Python floats."""
+    """Two steps of Adam with ε inside the root, written out with Python floats."""
     lr, rho1, rho2, delta = 0.1, 0.9, 0.999, 0.01
     theta, s, r = 1.0, 0.0, 0.0
     p = torch.tensor([theta], dtype=torch.float64)

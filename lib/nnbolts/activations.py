@@ -317,7 +317,7 @@ def silu(z: torch.Tensor) -> torch.Tensor:
 
     Formula: ``silu(z) = z * sigmoid(z)``.
     Derivative: ``silu'(z) = sigmoid(z) * (1 + z * (1 - sigmoid(z)))``, which rearranges to the
-    form ``silu(z) + sigmoid(z) * (1 - silu(z))`` often seen on slides.
+    regrouped form ``silu(z) + sigmoid(z) * (1 - silu(z))`` that reuses the forward outputs.
 
     Torch equivalent: ``torch.nn.functional.silu(z)``.
 
@@ -336,7 +336,7 @@ def silu_grad(z: torch.Tensor) -> torch.Tensor:
 
     Formula: ``silu'(z) = sigmoid(z) * (1 + z * sigmoid(-z))``, using ``1 - sigmoid(z) =
     sigmoid(-z)``. This form never forms ``z * sigmoid(z)`` and subtracts it again, so it is
-    accurate for large ``|z|`` where the slide form ``silu + sigmoid * (1 - silu)`` cancels.
+    accurate for large ``|z|`` where the regrouped form ``silu + sigmoid * (1 - silu)`` cancels.
 
     Torch equivalent: ``torch.autograd.grad(torch.nn.functional.silu(z).sum(), z)``.
 

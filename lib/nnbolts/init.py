@@ -10,7 +10,7 @@ counterpart; they are He initialisation with gain 1.
 Shapes follow torch's convention: a linear weight is ``(out_features, in_features)``, a
 convolution weight ``(out_channels, in_channels, *kernel_size)``; see :func:`fan_in_and_fan_out`.
 
-The course's rule for sigmoid layers (Glorot bound times 4) is ``xavier_uniform_(w,
+Bengio's (2012) rule for sigmoid layers (Glorot bound times 4) is ``xavier_uniform_(w,
 gain=GLOROT_SIGMOID_GAIN)``; torch's ``calculate_gain("sigmoid")`` is 1. :func:`calculate_gain`
 explains the difference.
 
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 GLOROT_SIGMOID_GAIN = 4.0
-"""The course's Glorot gain for sigmoid layers: 1 / sigmoid'(0) = 1 / (1/4). See calculate_gain."""
+"""The ×4 Glorot gain for sigmoid layers (Bengio, 2012): 1 / sigmoid'(0). See calculate_gain."""
 
 _LINEAR_NAMES = (
     "linear",
@@ -84,18 +84,19 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     ====================================  =================================  ===============
 
     The values agree with ``torch.nn.init.calculate_gain`` for every name torch knows. ``elu``
-    and ``silu`` are additions: torch raises for them. We give them He's ReLU gain sqrt(2), the
-    course's convention for the whole rectifier family (the syllabus table puts SiLU with ReLU);
+    and ``silu`` are additions: torch raises for them. We give them He's ReLU gain sqrt(2), an
+    nnbolts convention for the whole rectifier family (SiLU and ELU behave like ReLU for large z);
     it is a convention, not an exact variance-preserving value for these functions.
 
-    **Sigmoid: torch says 1, the course says 4.** Glorot and Bengio derived their bound for an
+    **Sigmoid: torch says 1, the ×4 rule says 4.** Glorot and Bengio derived their bound for an
     activation that behaves like the identity near 0 (``tanh(z) ≈ z``), so each layer keeps the
     variance of both the forward signal and the backpropagated gradient. Sigmoid linearised
     around 0 is ``sigmoid(z) ≈ 1/2 + z/4``: its slope is 1/4, so every layer would divide the
     backpropagated standard deviation by 4. Multiplying the weights by 4 = 1 / sigmoid'(0) undoes
-    that; this is the course's ``4 * sqrt(6 / (fan_in + fan_out))`` bound, available as
-    ``xavier_uniform_(w, gain=GLOROT_SIGMOID_GAIN)``. Torch applies no slope correction for
-    sigmoid and returns 1, which we keep as the default so results match torch.
+    that; this is the ``4 * sqrt(6 / (fan_in + fan_out))`` bound (Bengio, 2012,
+    arXiv:1206.5533), available as ``xavier_uniform_(w, gain=GLOROT_SIGMOID_GAIN)``. Torch
+    applies no slope correction for sigmoid and returns 1, which we keep as the default so
+    results match torch.
 
     Likewise Glorot's paper uses gain 1 for tanh; torch's 5/3 is a heuristic that also makes up
     for tanh squashing large inputs.
@@ -337,7 +338,7 @@ def xavier_normal_(
 
     ``std = gain * sqrt(2 / (fan_in + fan_out))``.
 
-    The course's sigmoid rule is ``xavier_normal_(w, gain=GLOROT_SIGMOID_GAIN)``; torch's
+    The ×4 sigmoid rule is ``xavier_normal_(w, gain=GLOROT_SIGMOID_GAIN)``; torch's
     ``calculate_gain("sigmoid")`` is 1 (see :func:`calculate_gain` and :func:`xavier_uniform_`).
 
     Torch equivalent: ``torch.nn.init.xavier_normal_(tensor, gain, generator=generator)``
@@ -524,7 +525,7 @@ def init_bounds_table() -> list[dict[str, object]]:
     r"""The table of initialisation bounds by activation shown in the book.
 
     One row per entry of ``nnbolts.activations.ACTIVATIONS`` -- its recommended initializer and
-    its gain, which comes from :func:`calculate_gain` -- plus the course's sigmoid row with
+    its gain, which comes from :func:`calculate_gain` -- plus the ×4 sigmoid row with
     ``GLOROT_SIGMOID_GAIN``. Each row is a dict with keys ``activation``, ``rule`` (e.g.
     ``"Glorot/Xavier"``), ``init`` (the function to call), ``gain`` (a float), and the formulas
     ``uniform_bound`` and ``std`` as text, with the gain written in.
@@ -545,5 +546,5 @@ def init_bounds_table() -> list[dict[str, object]]:
     for act in ACTIVATIONS.values():
         rows.append(_bounds_row(act.name, act.init, act.gain))
         if act.name == "sigmoid":
-            rows.append(_bounds_row("sigmoid (course, ×4)", act.init, GLOROT_SIGMOID_GAIN))
+            rows.append(_bounds_row("sigmoid (Bengio 2012, ×4)", act.init, GLOROT_SIGMOID_GAIN))
     return rows

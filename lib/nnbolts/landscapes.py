@@ -1,6 +1,6 @@
 """Loss landscapes with known minima, and ``descend`` to run any optimizer on one.
 
-Explained in: book/gradient_descent.md (the course's 1-D quartic: where plain gradient descent
+Explained in: book/gradient_descent.md (a 1-D quartic: where plain gradient descent
 ends depends on where it starts, and momentum can carry it out of the local minimum) and
 book/optimizers.md (SGD, momentum, RMSprop, Adagrad, Adam on Rosenbrock, Beale, Himmelblau,
 a saddle and an ill-conditioned quadratic).
@@ -132,7 +132,7 @@ def _quartic(x: torch.Tensor) -> torch.Tensor:
 
 
 def quartic() -> Landscape:
-    r"""The course's 1-D quartic
+    r"""The book's 1-D quartic
     :math:`f(x) = \tfrac{319}{8400}x^4 + \tfrac{43}{4200}x^3 - \tfrac{6799}{8400}x^2
     - \tfrac{299}{840}x + 6`.
 
@@ -151,7 +151,7 @@ def quartic() -> Landscape:
         min_value=0.8812471800601579,
         local_minima=((QUARTIC_LOCAL_MIN,),),
         start=(-5.0,),
-        description="the course's quartic: a global and a local minimum",
+        description="a quartic with a global and a local minimum",
     )
 
 

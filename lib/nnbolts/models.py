@@ -154,7 +154,7 @@ def mlp(
     the signal centred. ``init`` is one of
 
     * ``"xavier_uniform"``, ``"xavier_normal"`` — Glorot, with the gain of ``activation``
-      (``nnbolts.init.calculate_gain``: 5/3 for tanh, √2 for relu, 1 for sigmoid; the course's
+      (``nnbolts.init.calculate_gain``: 5/3 for tanh, √2 for relu, 1 for sigmoid; the ×4
       sigmoid rule is ``("xavier_uniform", {"gain": 4.0})``);
     * ``"kaiming_uniform"``, ``"kaiming_normal"`` — He, with ``nonlinearity=activation`` (and the
       leaky slope as ``a``); options such as ``{"mode": "fan_out"}`` pass through;

@@ -3,12 +3,13 @@ r"""Adam and AdamW: bias-corrected moving averages of the gradient and of its sq
 One kernel serves both rules: AdamW is Adam whose weight decay shrinks the parameter directly
 instead of being added to the gradient (so it never enters the moving averages).
 
-Where ε sits. PyTorch (and the Adam paper) divide by :math:`\sqrt{\hat v} + \epsilon`; the Deep
-Learning book (algorithm 8.7) and many slides divide by :math:`\sqrt{\hat r + \delta}`. The
-default here is PyTorch's; ``eps_inside_sqrt=True`` gives the textbook's. With the usual
+Where ε sits. PyTorch, the Adam paper and the Deep Learning book (algorithm 8.7) divide by
+:math:`\sqrt{\hat v} + \epsilon`; a variant common in tutorials puts ε inside the root, as
+RMSProp's algorithm 8.5 and AdaDelta do: :math:`\sqrt{\hat v + \epsilon}`. The default here
+is PyTorch's; ``eps_inside_sqrt=True`` gives the variant. With the usual
 :math:`\epsilon = 10^{-8}` the two agree to better than 1 % while the gradient's root mean square
 stays above about :math:`10^{-3}`: outside the root ε is a floor of :math:`10^{-8}` on the
-denominator, inside it the floor is :math:`\sqrt{\epsilon} = 10^{-4}`. Below that, the textbook
+denominator, inside it the floor is :math:`\sqrt{\epsilon} = 10^{-4}`. Below that, the inside
 form turns into plain momentum SGD with learning rate :math:`\gamma/\sqrt\epsilon` (steps shrink
 with the gradient), while torch's form keeps steps of size about :math:`\gamma` however small the
 gradient (sign-like). The relative gap is about :math:`\epsilon / (2\hat v)` inside versus
@@ -182,7 +183,7 @@ def adam_step(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weig
             \hat v = v_{\max}/(1-\beta_2^t)) \\
         \theta &\leftarrow \theta - \gamma\, \hat m / (\sqrt{\hat v} + \epsilon)
             \quad(\text{or } \gamma\, \hat m / \sqrt{\hat v + \epsilon}
-            \text{ if eps\_inside\_sqrt, Deep Learning book alg. 8.7})
+            \text{ if eps\_inside\_sqrt})
 
     Equivalent torch call: ``torch.optim.Adam([p], lr=lr, betas=betas, eps=eps,
     weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
@@ -267,8 +268,8 @@ class Adam(RuleOptimizer):
     """Adam; a drop-in for ``torch.optim.Adam`` whose rule is :func:`adam_step`.
 
     ``foreach=None`` picks the multi-tensor path where torch picks its own (CUDA);
-    ``True``/``False`` force it. ``eps_inside_sqrt=True`` is the Deep Learning book's form
-    (no torch equivalent). ``capturable``, ``differentiable`` and ``fused`` are not offered.
+    ``True``/``False`` force it. ``eps_inside_sqrt=True`` puts ε inside the root (a common
+    variant; no torch equivalent). ``capturable``, ``differentiable`` and ``fused`` are not offered.
 
     Example::
 
