@@ -116,7 +116,7 @@ class Landscape:
 
 # --- the functions ------------------------------------------------------------------------
 
-# The quartic of the course, and its stationary points: the roots of f'(x), a cubic,
+# The book's quartic, and its stationary points: the roots of f'(x), a cubic,
 # solved to 40 digits with mpmath.findroot and rounded to float64. f'(x*) vanishes there to
 # rounding, f''(x*) > 0 at both minima (≈3.463 and ≈3.010) and < 0 at the maximum.
 _QUARTIC = (319 / 8400, 43 / 4200, -6799 / 8400, -299 / 840, 6.0)
