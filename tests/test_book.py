@@ -67,6 +67,7 @@ def test_every_exercise_can_be_downloaded_from_the_book(built):
 
 def test_a_raising_cell_fails_the_build(tmp_path):
     shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    shutil.copytree(ROOT / "tools" / "sphinx", tmp_path / "tools" / "sphinx")  # local extension
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: page\n")
     (tmp_path / "page.md").write_text(
         "---\njupytext:\n  text_representation:\n    format_name: myst\n"

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter()
     for chapter in chapters:
         ok, seconds, message = execute(chapter, args.timeout)
-        name = chapter.relative_to(ROOT)
+        name = chapter.relative_to(ROOT) if chapter.is_relative_to(ROOT) else chapter
         print(f"  {'ok  ' if ok else 'FAIL'} {name} ({seconds:.1f} s)", flush=True)
         if not ok:
             failed.append(name)
