@@ -13,7 +13,8 @@ Conventions (PyTorch's):
 * ``step`` counts *completed* optimizer updates, so the first update uses ``schedule(0)``, the
   second ``schedule(1)``, ... This is the ``last_epoch`` of ``torch.optim.lr_scheduler`` and the
   argument of the function given to ``LambdaLR``. The Deep Learning book numbers its updates
-  from :math:`k = 1`; its :math:`\epsilon_k` is our ``schedule(k - 1)``.
+  from :math:`k = 1` and writes :math:`\epsilon` for the learning rate; its :math:`\epsilon_k`
+  is our :math:`\eta_{k-1}` = ``schedule(k - 1)``.
 * Steps or epochs: a schedule does not know what a step is. Call it with the epoch index (and
   call ``scheduler.step()`` once per epoch) to get an epoch-based schedule such as
   :math:`\eta_e = \eta_0 d^{\lfloor e / e_d \rfloor}`; or keep stepping per minibatch and wrap
@@ -248,9 +249,7 @@ def exponential(lr: float, gamma: float) -> Schedule:
     .. math:: \eta_t = \eta_0 \, \gamma^{t}
 
     The continuous form :math:`\eta_t = \eta_0 e^{-k t}` is the same curve with
-    :math:`\gamma = e^{-k}`: ``exponential(lr, math.exp(-k))``. The epoch form
-    :math:`\eta_e = \eta_0^{\,1 + e\varepsilon}` is too, with :math:`\gamma = \eta_0^{\varepsilon}`
-    (because :math:`\eta_0^{1 + e\varepsilon} = \eta_0 (\eta_0^{\varepsilon})^e`).
+    :math:`\gamma = e^{-k}`: ``exponential(lr, math.exp(-k))``.
 
     torch: ``ExponentialLR(opt, gamma=gamma)``.
 
@@ -309,7 +308,7 @@ class _InverseSqrt(Schedule):
 def inverse_sqrt(lr: float, warmup_steps: int = 0) -> Schedule:
     r"""Inverse-square-root decay, the Transformer schedule's tail.
 
-    .. math:: \eta_t = \eta_0 \sqrt{\frac{\tau}{t + \tau}}, \qquad \tau = \max(w, 1)
+    .. math:: \eta_t = \eta_0 \sqrt{\frac{\bar w}{t + \bar w}}, \qquad \bar w = \max(w, 1)
 
     with :math:`w` = ``warmup_steps``. It starts at :math:`\eta_0` and falls like
     :math:`1/\sqrt{t}`:
@@ -326,7 +325,8 @@ def inverse_sqrt(lr: float, warmup_steps: int = 0) -> Schedule:
       peak is :math:`d_{model}^{-1/2} w^{-1/2}`). The T5 variant, flat for ``w`` steps and then
       :math:`\eta_0 \sqrt{w / t}`, is ``warmup(inverse_sqrt(lr, w), w, start_factor=1.0)``.
 
-    torch: no built-in scheduler; ``LambdaLR(opt, lambda t: math.sqrt(tau / (t + tau)))``.
+    torch: no built-in scheduler; ``LambdaLR(opt, lambda t: math.sqrt(w1 / (t + w1)))`` with
+    ``w1 = max(w, 1)``.
 
     Explained in: book/schedules.md
 
@@ -357,17 +357,19 @@ class _Linear(Schedule):
 def linear(lr: float, final_lr: float, total_steps: int) -> Schedule:
     r"""Linear decay to ``final_lr`` over ``total_steps`` steps, then constant.
 
-    The Deep Learning book's rule (Algorithm 8.1), with :math:`\tau` = ``total_steps``:
+    The Deep Learning book's rule (section 8.3.1, beside Algorithm 8.1), with :math:`T` =
+    ``total_steps`` and :math:`\eta_T` = ``final_lr``:
 
     .. math::
 
-        \eta_t = (1 - \alpha)\, \eta_0 + \alpha\, \eta_\tau, \qquad
-        \alpha = \frac{\min(t, \tau)}{\tau}
+        \eta_t = \Big(1 - \frac tT\Big)\, \eta_0 + \frac tT\, \eta_T \quad (t \le T),
+        \qquad \eta_t = \eta_T \quad (t > T)
 
-    so :math:`\eta_\tau` is reached at step :math:`\tau` and kept. ``final_lr`` may exceed
-    ``lr``, which makes this a linear ramp.
+    so :math:`\eta_T` is reached at step :math:`T` and kept (the Deep Learning book writes
+    :math:`\epsilon` for the rate, :math:`\tau` for :math:`T` and :math:`\alpha` for
+    :math:`t/T`). ``final_lr`` may exceed ``lr``, which makes this a linear ramp.
 
-    torch: ``LinearLR(opt, start_factor=1.0, end_factor=final_lr / lr, total_iters=tau)``.
+    torch: ``LinearLR(opt, start_factor=1.0, end_factor=final_lr / lr, total_iters=T)``.
 
     Explained in: book/schedules.md
 
@@ -783,8 +785,8 @@ def per_epoch(schedule: Callable[[int], float], steps_per_epoch: int) -> Schedul
 
     The rate is constant within an epoch. This gives the epoch-based forms with a
     per-update scheduler: :math:`\eta_e = \eta_0 d^{\lfloor e / e_d \rfloor}` is
-    ``per_epoch(step_decay(eta0, e_d, d), n)`` and :math:`\eta_e = \eta_0^{1 + e\varepsilon}` is
-    ``per_epoch(exponential(eta0, eta0 ** eps), n)``.
+    ``per_epoch(step_decay(eta0, e_d, d), n)`` and the :math:`1/t` decay counted in epochs,
+    :math:`\eta_e = \eta_0 / (1 + k e)`, is ``per_epoch(inverse_time(eta0, k), n)``.
 
     torch: the wrapped scheduler stepped once per epoch instead of once per batch.
 

@@ -7,9 +7,9 @@ The numerics are those of the authors' reference implementation (the ``adabound`
 which differs from the paper's algorithm box in two ways the book points out: Adam's bias
 corrections are folded into the step size before clipping, and the paper's extra
 :math:`1/\sqrt t` decay is left out. As in Adam's paper ("efficient" form) and in that code,
-ε is added to :math:`\sqrt v` *before* the bias correction of :math:`v`; ``torch.optim.Adam`` adds
+ϵ is added to :math:`\sqrt v` *before* the bias correction of :math:`v`; ``torch.optim.Adam`` adds
 it after. The two denominators differ by :math:`\epsilon\,(1/\sqrt{1-\beta_2^t} - 1)`, which is
-invisible unless the gradient is as small as ε; with ``eps=0`` and the bounds switched off
+invisible unless the gradient is as small as ϵ; with ``eps=0`` and the bounds switched off
 (``gamma=0``) AdaBound is Adam.
 
 Torch has no AdaBound. Explained in: book/optimizers.md.
@@ -54,16 +54,17 @@ def _check_adabound_state(state, amsbound):
 
 def adabound_bounds(step: int, *, final_lr: float, gamma: float) -> tuple[float, float]:
     r"""The band :math:`[\eta_l(t), \eta_u(t)]` that AdaBound clips its learning rates to at
-    step :math:`t \ge 1`:
+    step :math:`t \ge 1`, with final learning rate :math:`\eta^*` (``final_lr``) and convergence
+    speed :math:`\zeta` (``gamma``):
 
     .. math::
-        \eta_l(t) = \eta^*\Bigl(1 - \frac{1}{\gamma t + 1}\Bigr), \qquad
-        \eta_u(t) = \eta^*\Bigl(1 + \frac{1}{\gamma t}\Bigr)
+        \eta_l(t) = \eta^*\Bigl(1 - \frac{1}{\zeta t + 1}\Bigr), \qquad
+        \eta_u(t) = \eta^*\Bigl(1 + \frac{1}{\zeta t}\Bigr)
 
-    Both tend to the final (SGD) learning rate :math:`\eta^*` as :math:`\gamma t \to \infty`;
-    :math:`\gamma` sets how fast (the band is within 1 % of :math:`\eta^*` after about
-    :math:`100/\gamma` steps). ``gamma=0`` gives :math:`[0, \infty)`: no bounds at all, the limit
-    :math:`\gamma \to 0` (for :math:`\eta^* > 0`). Python floats, so no device is involved.
+    Both tend to the final (SGD) learning rate :math:`\eta^*` as :math:`\zeta t \to \infty`;
+    :math:`\zeta` sets how fast (the band is within 1 % of :math:`\eta^*` after about
+    :math:`100/\zeta` steps). ``gamma=0`` gives :math:`[0, \infty)`: no bounds at all, the limit
+    :math:`\zeta \to 0` (for :math:`\eta^* > 0`). Python floats, so no device is involved.
 
     Example::
 
@@ -78,7 +79,8 @@ def adabound_bounds(step: int, *, final_lr: float, gamma: float) -> tuple[float,
 
 def _bounds(step, final_lr, gamma):
     gt = gamma * step
-    # written as in the reference code (not η*γt/(γt+1)) so that the floats agree bit for bit
+    # written as in the reference code (not η*ζt/(ζt+1), with ζ = gamma) so that the floats
+    # agree bit for bit
     lower = final_lr * (1 - 1 / (gt + 1))
     upper = final_lr * (1 + 1 / gt) if gt > 0 else math.inf
     return lower, upper
@@ -97,14 +99,14 @@ def _adabound_(param, grad, state, *, lr, beta1, beta2, final_lr, gamma, eps, we
     if amsbound:
         second = state["max_exp_avg_sq"]
         torch.maximum(second, exp_avg_sq, out=second)      # v_max ← max(v_max, v)
-    denom = second.sqrt().add_(eps)                        # √v + ε (ε before bias correction)
+    denom = second.sqrt().add_(eps)                        # √v + ϵ (ϵ before bias correction)
     # Adam's step size with both bias corrections, from the Python step: no device round trip.
     step_size = lr * math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
     lower, upper = _bounds(step, final_lr, gamma)
-    # η = clip(α√(1−β₂ᵗ)/(1−β₁ᵗ) / (√v+ε), η_l, η_u), one learning rate per coordinate; divided as
-    # a tensor (not via a reciprocal) so it is the correctly rounded quotient
+    # eta = clip(η√(1−β₂ᵗ)/(1−β₁ᵗ) / (√v+ϵ), η_l, η_u), one learning rate per coordinate;
+    # divided as a tensor (not via a reciprocal) so it is the correctly rounded quotient
     eta = torch.full_like(denom, step_size).div_(denom).clamp_(lower, upper)
-    param.sub_(eta.mul_(exp_avg))                          # θ ← θ − η ⊙ m
+    param.sub_(eta.mul_(exp_avg))                          # θ ← θ − eta ⊙ m
 
 
 def adabound_init(param: torch.Tensor, *, amsbound: bool = False) -> dict:
@@ -123,21 +125,22 @@ def adabound_step(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), final_lr=0
     ``(new_param, new_state)`` and changes nothing.
 
     With gradient :math:`g`, step count :math:`t` (after increment), Adam learning rate
-    :math:`\alpha`, final (SGD) learning rate :math:`\eta^*`, weight decay :math:`\lambda`:
+    :math:`\eta` (``lr``), final (SGD) learning rate :math:`\eta^*` (``final_lr``), convergence
+    speed :math:`\zeta` (``gamma``) and weight decay :math:`\lambda`:
 
     .. math::
         g &\leftarrow g + \lambda\theta \\
         m &\leftarrow \beta_1 m + (1-\beta_1) g, \qquad
         v \leftarrow \beta_2 v + (1-\beta_2) g^2
             \quad(\text{AMSBound: } v_{\max} \leftarrow \max(v_{\max}, v),\ v \to v_{\max}) \\
-        \eta &= \operatorname{clip}\Bigl(
-            \frac{\alpha\sqrt{1-\beta_2^t}}{(1-\beta_1^t)(\sqrt v + \epsilon)},\
-            \eta^*\bigl(1 - \tfrac{1}{\gamma t + 1}\bigr),\
-            \eta^*\bigl(1 + \tfrac{1}{\gamma t}\bigr)\Bigr) \\
-        \theta &\leftarrow \theta - \eta \odot m
+        \eta^{\text{Adam}}_t &= \frac{\eta\sqrt{1-\beta_2^t}}{(1-\beta_1^t)(\sqrt v + \epsilon)}
+            \quad\text{(per coordinate)} \\
+        \theta &\leftarrow \theta - \operatorname{clip}\Bigl(\eta^{\text{Adam}}_t,\
+            \eta^*\bigl(1 - \tfrac{1}{\zeta t + 1}\bigr),\
+            \eta^*\bigl(1 + \tfrac{1}{\zeta t}\bigr)\Bigr) \odot m
 
-    Unclipped, :math:`\eta \odot m` is Adam's step
-    :math:`\alpha\hat m/(\sqrt{\hat v} + \hat\epsilon)` with
+    Unclipped, :math:`\eta^{\text{Adam}}_t \odot m` is Adam's step
+    :math:`\eta\hat m/(\sqrt{\hat v} + \hat\epsilon)` with
     :math:`\hat\epsilon = \epsilon/\sqrt{1-\beta_2^t}`; once the band has closed it is
     :math:`\eta^* m`, SGD with learning rate :math:`\eta^*` and momentum in moving-average form
     (``torch.optim.SGD`` with ``momentum=dampening=``:math:`\beta_1`). ``gamma=0`` switches the

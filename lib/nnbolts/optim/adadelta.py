@@ -26,14 +26,15 @@ def _adadelta_(param, grad, state, *, lr, rho, eps, weight_decay, maximize):
     g = -grad if maximize else grad
     if weight_decay != 0:
         g = g.add(param, alpha=weight_decay)                # g ← g + λθ  (L2 penalty)
+    # r is the docstring's v, delta its d
     r, u = state["square_avg"], state["acc_delta"]
-    r.mul_(rho).addcmul_(g, g, value=1 - rho)               # r ← ρr + (1−ρ) g⊙g
-    # ε sits inside both roots; in the numerator it is what lets the very first step move:
-    # u starts at zero, so the first step is √ε / √(r + ε) · g
+    r.mul_(rho).addcmul_(g, g, value=1 - rho)               # v ← ρv + (1−ρ) g⊙g
+    # ϵ sits inside both roots; in the numerator it is what lets the very first step move:
+    # u starts at zero, so the first step is √ϵ / √(v + ϵ) · g
     rms_g = r.add(eps).sqrt_()
-    delta = u.add(eps).sqrt_().div_(rms_g).mul_(g)          # Δ = √(u + ε) / √(r + ε) ⊙ g
-    u.mul_(rho).addcmul_(delta, delta, value=1 - rho)       # u ← ρu + (1−ρ) Δ⊙Δ
-    param.add_(delta, alpha=-lr)                            # θ ← θ − γΔ
+    delta = u.add(eps).sqrt_().div_(rms_g).mul_(g)          # d = √(u + ϵ) / √(v + ϵ) ⊙ g
+    u.mul_(rho).addcmul_(delta, delta, value=1 - rho)       # u ← ρu + (1−ρ) d⊙d
+    param.add_(delta, alpha=-lr)                            # θ ← θ − ηd
 
 
 def adadelta_init(param: torch.Tensor) -> dict:
@@ -48,19 +49,19 @@ def adadelta_step(param, grad, state, *, lr=1.0, rho=0.9, eps=1e-6, weight_decay
                   maximize=False):
     r"""One Adadelta update of one tensor; returns ``(new_param, new_state)`` and changes nothing.
 
-    With gradient :math:`g` (negated if ``maximize``), learning rate :math:`\gamma` (1 in Zeiler's
-    paper), decay :math:`\rho` and weight decay :math:`\lambda`:
+    With gradient :math:`g` (negated if ``maximize``), learning rate :math:`\eta` (1 in Zeiler's
+    paper), decay :math:`\rho` (``rho``) and weight decay :math:`\lambda`:
 
     .. math::
         g &\leftarrow g + \lambda\theta \\
-        r &\leftarrow \rho r + (1-\rho)\, g \odot g \\
-        \Delta &= \frac{\sqrt{u + \epsilon}}{\sqrt{r + \epsilon}} \odot g \\
-        u &\leftarrow \rho u + (1-\rho)\, \Delta \odot \Delta \\
-        \theta &\leftarrow \theta - \gamma \Delta
+        v &\leftarrow \rho v + (1-\rho)\, g \odot g \\
+        d &= \frac{\sqrt{u + \epsilon}}{\sqrt{v + \epsilon}} \odot g \\
+        u &\leftarrow \rho u + (1-\rho)\, d \odot d \\
+        \theta &\leftarrow \theta - \eta d
 
-    :math:`r` (``square_avg``) and :math:`u` (``acc_delta``) start at zero. The ratio of the two
-    roots has the units of :math:`\theta`, which is why the rule needs no learning rate; ``lr``
-    only rescales it.
+    :math:`v` (``square_avg``) and :math:`u` (``acc_delta``) start at zero; :math:`d` uses the
+    :math:`u` of the previous step. The ratio of the two roots has the units of :math:`\theta`,
+    which is why the rule needs no learning rate; ``lr`` only rescales it.
 
     Equivalent torch call: ``torch.optim.Adadelta([p], lr=lr, rho=rho, eps=eps,
     weight_decay=weight_decay, maximize=maximize).step()``. Explained in: book/optimizers.md.

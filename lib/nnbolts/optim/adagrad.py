@@ -32,12 +32,12 @@ def _adagrad_(param, grad, state, *, lr, lr_decay, weight_decay, eps, maximize):
     if weight_decay != 0:
         g = g.add(param, alpha=weight_decay)                # g ← g + λθ  (L2 penalty)
     # the decay is a Python float from the int step: no tensor, no device round trip
-    lr_t = lr / (1 + (t - 1) * lr_decay)                    # γ_t = γ / (1 + (t−1)η)
+    lr_t = lr / (1 + (t - 1) * lr_decay)                    # η_t = η / (1 + (t−1)k), k = lr_decay
     s = state["sum"]
-    s.addcmul_(g, g)                                        # s ← s + g⊙g
-    # ε is added outside the root, as in torch and the Deep Learning book (algorithm 8.4)
+    s.addcmul_(g, g)                                        # G ← G + g⊙g   (s is G)
+    # ϵ is added outside the root, as in torch and the Deep Learning book (algorithm 8.4)
     denom = s.sqrt().add_(eps)
-    param.addcdiv_(g, denom, value=-lr_t)                   # θ ← θ − γ_t g / (√s + ε)
+    param.addcdiv_(g, denom, value=-lr_t)                   # θ ← θ − η_t g / (√G + ϵ)
 
 
 def adagrad_init(param: torch.Tensor, *, initial_accumulator_value=0.0) -> dict:
@@ -52,20 +52,22 @@ def adagrad_step(param, grad, state, *, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
                  maximize=False):
     r"""One AdaGrad update of one tensor; returns ``(new_param, new_state)`` and changes nothing.
 
-    With gradient :math:`g` (negated if ``maximize``), learning rate :math:`\gamma`, decay
-    :math:`\eta` (``lr_decay``), weight decay :math:`\lambda` and step count :math:`t`:
+    With gradient :math:`g` (negated if ``maximize``), learning rate :math:`\eta`, decay
+    :math:`k` (``lr_decay``), weight decay :math:`\lambda` and step count :math:`t` (after
+    increment):
 
     .. math::
         g &\leftarrow g + \lambda\theta \\
-        s &\leftarrow s + g \odot g \\
-        \gamma_t &= \frac{\gamma}{1 + (t-1)\eta} \\
-        \theta &\leftarrow \theta - \gamma_t \frac{g}{\sqrt{s} + \epsilon}
+        G &\leftarrow G + g \odot g \\
+        \eta_t &= \frac{\eta}{1 + (t-1)k} \\
+        \theta &\leftarrow \theta - \eta_t \frac{g}{\sqrt{G} + \epsilon}
 
-    Root, division and square are element-wise; :math:`s` starts at ``initial_accumulator_value``
-    (see :func:`adagrad_init`). With ``lr_decay=0`` and :math:`s_0 = 0` this is algorithm 8.4 of
-    the Deep Learning book (its :math:`\delta` is ``eps``). Because :math:`s` only grows, a
-    constant gradient :math:`g_0` gives :math:`s = t g_0^2` and a step of
-    :math:`\gamma / \sqrt{t}`: AdaGrad anneals its own learning rate like :math:`1/\sqrt{t}`.
+    Root, division and square are element-wise; :math:`G` (``sum``) starts at
+    ``initial_accumulator_value`` (see :func:`adagrad_init`). With ``lr_decay=0`` and
+    :math:`G_0 = 0` this is algorithm 8.4 of the Deep Learning book (which writes :math:`r` for
+    :math:`G`, :math:`\epsilon` for :math:`\eta` and :math:`\delta` for ``eps``). Because
+    :math:`G` only grows, a constant gradient :math:`g_0` gives :math:`G = t g_0^2` and a step of
+    :math:`\eta / \sqrt{t}`: AdaGrad anneals its own learning rate like :math:`1/\sqrt{t}`.
 
     Equivalent torch call: ``torch.optim.Adagrad([p], lr=lr, lr_decay=lr_decay,
     weight_decay=weight_decay, initial_accumulator_value=..., eps=eps,

@@ -3,15 +3,15 @@ r"""Adam and AdamW: bias-corrected moving averages of the gradient and of its sq
 One kernel serves both rules: AdamW is Adam whose weight decay shrinks the parameter directly
 instead of being added to the gradient (so it never enters the moving averages).
 
-Where ε sits. PyTorch, the Adam paper and the Deep Learning book (algorithm 8.7) divide by
-:math:`\sqrt{\hat v} + \epsilon`; a variant common in tutorials puts ε inside the root, as
+Where ϵ sits. PyTorch, the Adam paper and the Deep Learning book (algorithm 8.7) divide by
+:math:`\sqrt{\hat v} + \epsilon`; a variant common in tutorials puts ϵ inside the root, as
 RMSProp's algorithm 8.5 and AdaDelta do: :math:`\sqrt{\hat v + \epsilon}`. The default here
 is PyTorch's; ``eps_inside_sqrt=True`` gives the variant. With the usual
 :math:`\epsilon = 10^{-8}` the two agree to better than 1 % while the gradient's root mean square
-stays above about :math:`10^{-3}`: outside the root ε is a floor of :math:`10^{-8}` on the
+stays above about :math:`10^{-3}`: outside the root ϵ is a floor of :math:`10^{-8}` on the
 denominator, inside it the floor is :math:`\sqrt{\epsilon} = 10^{-4}`. Below that, the inside
-form turns into plain momentum SGD with learning rate :math:`\gamma/\sqrt\epsilon` (steps shrink
-with the gradient), while torch's form keeps steps of size about :math:`\gamma` however small the
+form turns into plain momentum SGD with learning rate :math:`\eta/\sqrt\epsilon` (steps shrink
+with the gradient), while torch's form keeps steps of size about :math:`\eta` however small the
 gradient (sign-like). The relative gap is about :math:`\epsilon / (2\hat v)` inside versus
 :math:`\epsilon/\sqrt{\hat v}` outside.
 
@@ -68,7 +68,7 @@ def _adam_(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, amsgrad, 
     g = grad.neg() if maximize else grad
     if weight_decay != 0:
         if decoupled:
-            param.mul_(1 - lr * weight_decay)              # θ ← (1 − γλ)θ   (AdamW)
+            param.mul_(1 - lr * weight_decay)              # θ ← (1 − ηλ)θ   (AdamW)
         elif maximize:
             g.add_(param, alpha=weight_decay)              # g ← g + λθ (g is already a copy)
         else:
@@ -84,11 +84,11 @@ def _adam_(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, amsgrad, 
         second = state["max_exp_avg_sq"]
         torch.maximum(second, exp_avg_sq, out=second)      # v_max ← max(v_max, v)
     if eps_inside_sqrt:
-        denom = torch.div(second, bias_correction2).add_(eps).sqrt_()      # √(v̂ + ε)
+        denom = torch.div(second, bias_correction2).add_(eps).sqrt_()      # √(v̂ + ϵ)
     else:
-        # √v / √(1−β₂ᵗ) + ε, divided in this order because torch does
-        denom = torch.sqrt(second).div_(bias_correction2 ** 0.5).add_(eps)  # √v̂ + ε
-    param.addcdiv_(exp_avg, denom, value=-(lr / bias_correction1))  # θ ← θ − γ m̂ / denom
+        # √v / √(1−β₂ᵗ) + ϵ, divided in this order because torch does
+        denom = torch.sqrt(second).div_(bias_correction2 ** 0.5).add_(eps)  # √v̂ + ϵ
+    param.addcdiv_(exp_avg, denom, value=-(lr / bias_correction1))  # θ ← θ − η m̂ / denom
 
 
 def _adam_many_(params, grads, states, *, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
@@ -168,12 +168,12 @@ def adam_step(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weig
     r"""One Adam update of one tensor; returns ``(new_param, new_state)`` and changes nothing.
 
     With gradient :math:`g` (negated if ``maximize``), step count :math:`t` (after increment),
-    learning rate :math:`\gamma`, decay rates :math:`\beta_1, \beta_2`, weight decay
+    learning rate :math:`\eta`, decay rates :math:`\beta_1, \beta_2`, weight decay
     :math:`\lambda`:
 
     .. math::
         g &\leftarrow g + \lambda\theta
-            \quad(\text{or } \theta \leftarrow (1-\gamma\lambda)\theta
+            \quad(\text{or } \theta \leftarrow (1-\eta\lambda)\theta
             \text{ if decoupled\_weight\_decay}) \\
         m &\leftarrow \beta_1 m + (1-\beta_1) g \\
         v &\leftarrow \beta_2 v + (1-\beta_2) g^2 \\
@@ -181,8 +181,8 @@ def adam_step(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weig
         \hat v = v / (1-\beta_2^t)
             \quad(\text{with amsgrad: } v_{\max} \leftarrow \max(v_{\max}, v),\
             \hat v = v_{\max}/(1-\beta_2^t)) \\
-        \theta &\leftarrow \theta - \gamma\, \hat m / (\sqrt{\hat v} + \epsilon)
-            \quad(\text{or } \gamma\, \hat m / \sqrt{\hat v + \epsilon}
+        \theta &\leftarrow \theta - \eta\, \hat m / (\sqrt{\hat v} + \epsilon)
+            \quad(\text{or } \eta\, \hat m / \sqrt{\hat v + \epsilon}
             \text{ if eps\_inside\_sqrt})
 
     Equivalent torch call: ``torch.optim.Adam([p], lr=lr, betas=betas, eps=eps,
@@ -219,10 +219,10 @@ def adamw_step(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, wei
     The parameter shrinks before the Adam update, and the decay never enters the moments:
 
     .. math::
-        \theta &\leftarrow (1-\gamma\lambda)\,\theta \\
+        \theta &\leftarrow (1-\eta\lambda)\,\theta \\
         m &\leftarrow \beta_1 m + (1-\beta_1) g, \qquad
         v \leftarrow \beta_2 v + (1-\beta_2) g^2 \\
-        \theta &\leftarrow \theta - \gamma\, \frac{m/(1-\beta_1^t)}
+        \theta &\leftarrow \theta - \eta\, \frac{m/(1-\beta_1^t)}
             {\sqrt{v/(1-\beta_2^t)} + \epsilon}
 
     With L2 weight decay (:func:`adam_step`) the penalty's gradient :math:`\lambda\theta` is
@@ -268,7 +268,7 @@ class Adam(RuleOptimizer):
     """Adam; a drop-in for ``torch.optim.Adam`` whose rule is :func:`adam_step`.
 
     ``foreach=None`` picks the multi-tensor path where torch picks its own (CUDA);
-    ``True``/``False`` force it. ``eps_inside_sqrt=True`` puts ε inside the root (a common
+    ``True``/``False`` force it. ``eps_inside_sqrt=True`` puts ϵ inside the root (a common
     variant; no torch equivalent). ``capturable``, ``differentiable`` and ``fused`` are not offered.
 
     Example::

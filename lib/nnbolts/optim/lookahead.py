@@ -1,7 +1,7 @@
 r"""Lookahead (Zhang, Lucas, Hinton & Ba, NeurIPS 2019, "Lookahead Optimizer: k steps forward,
 1 step back"): let any optimizer take k steps ("fast weights"), then move a second copy of the
-parameters ("slow weights") a fraction α of the way towards where the fast weights ended, and
-restart the fast weights from there.
+parameters ("slow weights") a fraction ω (the argument ``alpha``, the name in the authors' code)
+of the way towards where the fast weights ended, and restart the fast weights from there.
 
 The slow-weight update is a pure pair on one tensor, :func:`lookahead_init` /
 :func:`lookahead_step`, applied *after* each step of the inner optimizer; :class:`Lookahead`
@@ -43,9 +43,9 @@ def _lookahead_(param, state, *, k, alpha):
     step = state["lookahead_step"] = state["lookahead_step"] + 1
     if step % k == 0:
         slow = state["slow_param"]
-        # lerp is φ + α(θ − φ) computed so that α = 1 gives θ exactly and α = 0 gives φ exactly
-        slow.lerp_(param, alpha)                           # φ ← φ + α(θ − φ)
-        param.copy_(slow)                                  # θ ← φ
+        # lerp is θ̄ + ω(θ − θ̄) computed so that ω = 1 gives θ exactly and ω = 0 gives θ̄ exactly
+        slow.lerp_(param, alpha)                           # θ̄ ← θ̄ + ω(θ − θ̄), ω = alpha
+        param.copy_(slow)                                  # θ ← θ̄
 
 
 def lookahead_init(param: torch.Tensor) -> dict:
@@ -61,12 +61,13 @@ def lookahead_step(param, state, *, k=5, alpha=0.5):
     inner optimizer; returns ``(new_param, new_state)`` and changes nothing.
 
     With fast weights :math:`\theta` (the parameter, just updated by the inner optimizer), slow
-    weights :math:`\phi` and :math:`t` the number of inner steps so far (after increment):
+    weights :math:`\bar\theta` (``slow_param``), interpolation factor :math:`\omega` (``alpha``)
+    and :math:`t` the number of inner steps so far (after increment):
 
     .. math::
         \text{if } t \bmod k = 0: \qquad
-        \phi &\leftarrow \phi + \alpha(\theta - \phi) \\
-        \theta &\leftarrow \phi
+        \bar\theta &\leftarrow \bar\theta + \omega(\theta - \bar\theta) \\
+        \theta &\leftarrow \bar\theta
 
     and nothing otherwise. ``alpha=1`` is the inner optimizer alone; ``alpha=0`` sends the
     parameter back to where it started every k steps. The inner optimizer's own state (momentum,

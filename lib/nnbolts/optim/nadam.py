@@ -58,13 +58,13 @@ def _nadam_(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, momentum
     g = grad.neg() if maximize else grad
     if weight_decay != 0:
         if decoupled:
-            param.mul_(1 - lr * weight_decay)              # θ ← (1 − γλ)θ   (NAdamW)
+            param.mul_(1 - lr * weight_decay)              # θ ← (1 − ηλ)θ   (NAdamW)
         elif maximize:
             g.add_(param, alpha=weight_decay)              # g ← g + λθ (g is already a copy)
         else:
             g = grad.add(param, alpha=weight_decay)        # g ← g + λθ      (L2 penalty)
 
-    # The momentum schedule μ_t = β₁(1 − ½·0.96^{tψ}) warms up from 0.5β₁ towards β₁.
+    # The momentum schedule μ_t = β₁(1 − ½·0.96^(t·momentum_decay)) warms up from 0.5β₁ to β₁.
     mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))
     mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * momentum_decay)))
     # Torch keeps the running product ∏μ_i in a float32 scalar whatever the parameter's dtype.
@@ -78,7 +78,7 @@ def _nadam_(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, momentum
     exp_avg.lerp_(g, 1 - beta1)                            # m ← β₁m + (1−β₁)g
     exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)  # v ← β₂v + (1−β₂)g²
     # unlike Adam, torch's NAdam divides v by (1−β₂ᵗ) before the root
-    denom = torch.div(exp_avg_sq, bias_correction2).sqrt_().add_(eps)  # √v̂ + ε
+    denom = torch.div(exp_avg_sq, bias_correction2).sqrt_().add_(eps)  # √v̂ + ϵ
     # the Nesterov look-ahead: part of the update from the current gradient, part from m
     param.addcdiv_(g, denom, value=-lr * (1.0 - mu) / (1.0 - mu_product))
     param.addcdiv_(exp_avg, denom, value=(-lr * mu_next) / (1.0 - mu_product_next))
@@ -96,29 +96,30 @@ def nadam_step(param, grad, state, *, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, wei
     r"""One NAdam update of one tensor; returns ``(new_param, new_state)`` and changes nothing.
 
     With gradient :math:`g` (negated if ``maximize``), step :math:`t` (after increment), learning
-    rate :math:`\gamma`, decay rates :math:`\beta_1, \beta_2`, momentum decay :math:`\psi`:
+    rate :math:`\eta`, decay rates :math:`\beta_1, \beta_2`, weight decay :math:`\lambda` and
+    ``momentum_decay``:
 
     .. math::
         g &\leftarrow g + \lambda\theta
-            \quad(\text{or } \theta \leftarrow (1-\gamma\lambda)\theta
+            \quad(\text{or } \theta \leftarrow (1-\eta\lambda)\theta
             \text{ if decoupled\_weight\_decay}) \\
-        \mu_t &= \beta_1\big(1 - \tfrac12\, 0.96^{t\psi}\big), \qquad
-        \Pi_t = \textstyle\prod_{i=1}^{t} \mu_i \\
+        \mu_t &= \beta_1\big(1 - \tfrac12\, 0.96^{\,t \cdot \mathtt{momentum\_decay}}\big),
+        \qquad P_t = \textstyle\prod_{i=1}^{t} \mu_i \\
         m &\leftarrow \beta_1 m + (1-\beta_1) g, \qquad
         v \leftarrow \beta_2 v + (1-\beta_2) g^2, \qquad
         \hat v = v/(1-\beta_2^t) \\
         \theta &\leftarrow \theta
-            - \gamma\,\frac{1-\mu_t}{1-\Pi_t}\,\frac{g}{\sqrt{\hat v}+\epsilon}
-            - \gamma\,\frac{\mu_{t+1}}{1-\Pi_t\,\mu_{t+1}}\,\frac{m}{\sqrt{\hat v}+\epsilon}
+            - \eta\,\frac{1-\mu_t}{1-P_t}\,\frac{g}{\sqrt{\hat v}+\epsilon}
+            - \eta\,\frac{\mu_{t+1}}{1-P_t\,\mu_{t+1}}\,\frac{m}{\sqrt{\hat v}+\epsilon}
 
     The last line is Nesterov's look-ahead: the bias-corrected momentum one step ahead plus the
     current gradient's share. Equivalent torch call: ``torch.optim.NAdam([p], lr=lr,
     betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
     decoupled_weight_decay=decoupled_weight_decay, maximize=maximize).step()``.
 
-    State keys are torch's. ``step`` is a Python int and ``mu_product`` (:math:`\Pi_t`) a Python
+    State keys are torch's. ``step`` is a Python int and ``mu_product`` (:math:`P_t`) a Python
     float, both device-free; torch keeps both as float32 CPU tensors and converts a float on
-    load. :math:`\Pi_t` is rounded to float32 at each step, as torch's is, so that trajectories
+    load. :math:`P_t` is rounded to float32 at each step, as torch's is, so that trajectories
     match torch's bit for bit. Explained in: book/optimizers.md.
 
     Example::

@@ -1,5 +1,5 @@
 r"""RMSProp: AdaGrad with a leaky average of squared gradients, in torch's form and with the
-Deep Learning book's variants (ε inside the root, Nesterov momentum) as options.
+Deep Learning book's variants (ϵ inside the root, Nesterov momentum) as options.
 
 Explained in: book/optimizers.md.
 """
@@ -19,8 +19,8 @@ def _check_rmsprop(lr, alpha, eps, weight_decay, momentum, nesterov):
     check_eps(eps)
     check_number("momentum value", momentum, low=0.0)
     check_weight_decay(weight_decay)
-    # torch only asks alpha >= 0; above 1 the weight 1 − α of g² turns negative, the average can
-    # go below zero and its root is NaN, so nnbolts refuses it up front
+    # torch only asks alpha >= 0; above 1 the weight 1 − alpha of g² turns negative, the average
+    # can go below zero and its root is NaN, so nnbolts refuses it up front
     check_number("alpha value", alpha, low=0.0, high=1.0)
     if nesterov and momentum <= 0:
         raise ValueError("Nesterov momentum requires a momentum > 0")
@@ -45,28 +45,29 @@ def _rmsprop_(param, grad, state, *, lr, alpha, eps, weight_decay, momentum, cen
     g = -grad if maximize else grad
     if weight_decay != 0:
         g = g.add(param, alpha=weight_decay)                 # g ← g + λθ  (L2 penalty)
+    # r is the docstring's v (square_avg); its ρ is the argument alpha
     r = state["square_avg"]
-    r.mul_(alpha).addcmul_(g, g, value=1 - alpha)            # r ← αr + (1−α) g⊙g
+    r.mul_(alpha).addcmul_(g, g, value=1 - alpha)            # v ← ρv + (1−ρ) g⊙g
     if centered:
         m = _buffer(state, "grad_avg", param)
-        m.lerp_(g, 1 - alpha)                                # m ← αm + (1−α) g
-        var = r.addcmul(m, m, value=-1)                      # r − m⊙m, a fresh tensor
+        m.lerp_(g, 1 - alpha)                                # m ← ρm + (1−ρ) g
+        var = r.addcmul(m, m, value=-1)                      # v − m⊙m, a fresh tensor
         denom = var.add_(eps).sqrt_() if eps_inside_sqrt else var.sqrt_().add_(eps)
     elif eps_inside_sqrt:
-        denom = r.add(eps).sqrt_()                           # √(r + ε)   (the book's form)
+        denom = r.add(eps).sqrt_()                           # √(v + ϵ)   (the book's form)
     else:
-        denom = r.sqrt().add_(eps)                           # √r + ε     (torch's form)
+        denom = r.sqrt().add_(eps)                           # √v + ϵ     (torch's form)
     if momentum > 0:
         b = _buffer(state, "momentum_buffer", param)
         b.mul_(momentum).addcdiv_(g, denom)                  # b ← μb + g/d
         if nesterov:
-            # the parameter is the look-ahead point θ + μv of algorithm 8.6, with v = −γb;
-            # moving to the next look-ahead point is θ ← θ − γ(μb + g/d)
+            # the parameter is the look-ahead point θ + μb̃ of algorithm 8.6, with velocity
+            # b̃ = −ηb; moving to the next look-ahead point is θ ← θ − η(μb + g/d)
             param.addcdiv_(g, denom, value=-lr).add_(b, alpha=-lr * momentum)
         else:
-            param.add_(b, alpha=-lr)                         # θ ← θ − γb
+            param.add_(b, alpha=-lr)                         # θ ← θ − ηb
     else:
-        param.addcdiv_(g, denom, value=-lr)                  # θ ← θ − γ g/d
+        param.addcdiv_(g, denom, value=-lr)                  # θ ← θ − η g/d
 
 
 def rmsprop_init(param: torch.Tensor, *, momentum=0.0, centered=False) -> dict:
@@ -88,48 +89,51 @@ def rmsprop_step(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_de
                  nesterov=False):
     r"""One RMSprop update of one tensor; returns ``(new_param, new_state)`` and changes nothing.
 
-    With gradient :math:`g` (negated if ``maximize``), learning rate :math:`\gamma`, smoothing
-    :math:`\alpha`, momentum :math:`\mu` and weight decay :math:`\lambda`, torch's rule is
+    With gradient :math:`g` (negated if ``maximize``), learning rate :math:`\eta`, decay
+    :math:`\rho` (torch's ``alpha``), momentum :math:`\mu` and weight decay :math:`\lambda`,
+    torch's rule is
 
     .. math::
         g &\leftarrow g + \lambda\theta \\
-        r &\leftarrow \alpha r + (1-\alpha)\, g \odot g \\
-        m &\leftarrow \alpha m + (1-\alpha)\, g \qquad s = r - m \odot m
-              \quad\text{(centered; otherwise } s = r\text{)} \\
+        v &\leftarrow \rho v + (1-\rho)\, g \odot g \\
+        m &\leftarrow \rho m + (1-\rho)\, g \qquad s = v - m \odot m
+              \quad\text{(centered; otherwise } s = v\text{)} \\
         d &= \sqrt{s} + \epsilon \\
-        b &\leftarrow \mu b + g / d, \qquad \theta \leftarrow \theta - \gamma b
-              \qquad (\text{without momentum: } \theta \leftarrow \theta - \gamma\, g/d)
+        b &\leftarrow \mu b + g / d, \qquad \theta \leftarrow \theta - \eta b
+              \qquad (\text{without momentum: } \theta \leftarrow \theta - \eta\, g/d)
 
-    All operations are element-wise; :math:`r, m, b` start at zero (:func:`rmsprop_init`).
-    The book writes :math:`\rho` for ``alpha``, :math:`\alpha` for ``momentum``, :math:`\epsilon`
-    for ``lr`` and :math:`\delta` for ``eps``.
+    All operations are element-wise; :math:`v` (``square_avg``), :math:`m` (``grad_avg``) and
+    :math:`b` (``momentum_buffer``) start at zero (:func:`rmsprop_init`). The Deep Learning book
+    writes :math:`r` for :math:`v`, :math:`\alpha` for the momentum :math:`\mu`,
+    :math:`\epsilon` for the learning rate :math:`\eta` and :math:`\delta` for ``eps``.
 
     ``eps_inside_sqrt=True`` takes the Deep Learning book's denominator (algorithm 8.5)
-    :math:`d = \sqrt{s + \delta}` with :math:`\delta` = ``eps``, instead of torch's
+    :math:`d = \sqrt{s + \epsilon}` with :math:`\epsilon` = ``eps``, instead of torch's
     :math:`\sqrt{s} + \epsilon`. Where :math:`s \gg \epsilon^2` the two agree; where a
     coordinate's gradients are tiny they do not: torch's floor is :math:`\epsilon` and the book's
-    is :math:`\sqrt{\delta}`. A first gradient of :math:`10^{-8}` with :math:`\alpha = 0.99`
+    is :math:`\sqrt{\epsilon}`. A first gradient of :math:`10^{-8}` with :math:`\rho = 0.99`
     gives :math:`\sqrt{s} = 10^{-9}`; with ``eps=1e-8`` torch normalises it to
     :math:`10^{-8} / (1.1 \cdot 10^{-8}) \approx 0.91` (nearly a full step) and the book's form
     to :math:`10^{-8} / \sqrt{10^{-18} + 10^{-8}} \approx 10^{-4}` (almost none). The same number
-    is a far larger safeguard inside the root: ε outside acts like δ = ε² inside.
+    is a far larger safeguard inside the root: ϵ outside acts like ϵ² inside.
 
-    ``nesterov=True`` (needs ``momentum > 0``) is RMSProp with Nesterov momentum (algorithm 8.6):
-    :math:`\tilde\theta = \theta + \mu v`, :math:`g` taken at :math:`\tilde\theta`,
-    :math:`v \leftarrow \mu v - \gamma\, g/d`, :math:`\theta \leftarrow \theta + v`. As in
+    ``nesterov=True`` (needs ``momentum > 0``) is RMSProp with Nesterov momentum (algorithm 8.6),
+    with velocity :math:`\tilde b`: :math:`\tilde\theta = \theta + \mu \tilde b`, :math:`g`
+    taken at :math:`\tilde\theta`, :math:`\tilde b \leftarrow \mu \tilde b - \eta\, g/d`,
+    :math:`\theta \leftarrow \theta + \tilde b`. As in
     :func:`~nnbolts.optim.sgd.sgd_velocity_step`, the parameter stored and returned is the
     look-ahead point :math:`\tilde\theta`, **so the gradient you pass must be the gradient at the
     stored parameter** (what ``loss.backward()`` gives). Moving from one look-ahead point to the
     next is
 
     .. math::
-        b \leftarrow \mu b + g/d, \qquad \theta \leftarrow \theta - \gamma(\mu b + g/d)
+        b \leftarrow \mu b + g/d, \qquad \theta \leftarrow \theta - \eta(\mu b + g/d)
 
-    with torch's buffer :math:`b = -v/\gamma`, so the state keeps torch's keys and meaning.
+    with torch's buffer :math:`b = -\tilde b/\eta`, so the state keeps torch's keys and meaning.
     Weight decay applies at the look-ahead point, where the gradient is taken. With a changing
-    learning rate the buffer form applies the current rate to the whole buffer while the
-    book's velocity keeps each step's rate. Both options may be combined with each other and
-    with ``centered``; off (the default), the rule is exactly torch's.
+    learning rate the buffer form applies the current rate to the whole buffer while the Deep
+    Learning book's velocity keeps each step's rate. Both options may be combined with each other
+    and with ``centered``; off (the default), the rule is exactly torch's.
 
     Equivalent torch call (options off): ``torch.optim.RMSprop([p], lr=lr, alpha=alpha,
     eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered,

@@ -40,9 +40,9 @@ def _sgd_(param, grad, state, *, lr, momentum, dampening, weight_decay, nesterov
             # torch starts the buffer at the first gradient, not at zero
             buf = state["momentum_buffer"] = g.detach().clone()
         else:
-            buf.mul_(momentum).add_(g, alpha=1 - dampening)  # b ← μb + (1−τ)g
+            buf.mul_(momentum).add_(g, alpha=1 - dampening)  # b ← μb + (1−d)g, d = dampening
         g = g.add(buf, alpha=momentum) if nesterov else buf  # Nesterov: g + μb
-    param.add_(g, alpha=-lr)                              # θ ← θ − γ g
+    param.add_(g, alpha=-lr)                              # θ ← θ − η g
 
 
 def _sgd_many_(params, grads, bufs, *, lr, momentum, dampening, weight_decay, nesterov, maximize):
@@ -77,19 +77,21 @@ def sgd_step(param, grad, state, *, lr=1e-3, momentum=0.0, dampening=0.0, weight
              nesterov=False, maximize=False):
     r"""One SGD update of one tensor; returns ``(new_param, new_state)`` and changes nothing.
 
-    With gradient :math:`g` (negated if ``maximize``), learning rate :math:`\gamma`, momentum
-    :math:`\mu`, dampening :math:`\tau` and weight decay :math:`\lambda`:
+    With gradient :math:`g` (negated if ``maximize``), learning rate :math:`\eta`, momentum
+    :math:`\mu`, dampening :math:`d` (``dampening``), weight decay :math:`\lambda` and momentum
+    buffer :math:`b`:
 
     .. math::
         g &\leftarrow g + \lambda\theta \\
         b &\leftarrow \begin{cases} g & \text{first step} \\
-                                    \mu b + (1-\tau) g & \text{after} \end{cases} \\
-        d &= g + \mu b \ \text{(Nesterov)} \quad\text{or}\quad d = b \\
-        \theta &\leftarrow \theta - \gamma d
+                                    \mu b + (1-d) g & \text{after} \end{cases} \\
+        g &\leftarrow g + \mu b \ \text{(Nesterov)} \quad\text{or}\quad g \leftarrow b \\
+        \theta &\leftarrow \theta - \eta g
 
-    Without momentum :math:`d = g`. Equivalent torch call: ``torch.optim.SGD([p], lr=lr,
-    momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
-    maximize=maximize).step()``. The state key ``"momentum_buffer"`` is torch's.
+    Without momentum the step is :math:`\eta g`. Equivalent torch call:
+    ``torch.optim.SGD([p], lr=lr, momentum=momentum, dampening=dampening,
+    weight_decay=weight_decay, nesterov=nesterov, maximize=maximize).step()``. The state key
+    ``"momentum_buffer"`` is torch's.
 
     Example::
 
@@ -155,13 +157,13 @@ def _check_velocity(lr, momentum):
 def _sgd_velocity_(param, grad, state, *, lr, momentum, nesterov):
     """In-place kernel of :func:`sgd_velocity_step`."""
     v = state["velocity"]
-    v.mul_(momentum).add_(grad, alpha=-lr)                 # v ← αv − εg
+    v.mul_(momentum).add_(grad, alpha=-lr)                 # b̃ ← μb̃ − ηg  (v is b̃)
     if nesterov:
-        # θ stored here is the look-ahead point θ + αv of algorithm 8.3, where the gradient was
-        # taken; moving it to the next look-ahead point gives θ ← θ + αv − εg.
+        # θ stored here is the look-ahead point θ + μb̃ of algorithm 8.3, where the gradient was
+        # taken; moving it to the next look-ahead point gives θ ← θ + μb̃ − ηg.
         param.add_(v, alpha=momentum).add_(grad, alpha=-lr)
     else:
-        param.add_(v)                                      # θ ← θ + v
+        param.add_(v)                                      # θ ← θ + b̃
 
 
 def sgd_velocity_init(param: torch.Tensor) -> dict:
@@ -170,21 +172,26 @@ def sgd_velocity_init(param: torch.Tensor) -> dict:
 
 
 def sgd_velocity_step(param, grad, state, *, lr=1e-2, momentum=0.9, nesterov=False):
-    r"""One momentum update in the velocity form of the Deep Learning book (algorithm 8.2):
+    r"""One momentum update in the velocity form of the Deep Learning book (algorithm 8.2),
+    with velocity :math:`\tilde b` (``state["velocity"]``), momentum :math:`\mu` and learning
+    rate :math:`\eta` (the Deep Learning book writes :math:`v`, :math:`\alpha` and
+    :math:`\epsilon` for them):
 
     .. math::
-        v \leftarrow \alpha v - \epsilon g, \qquad \theta \leftarrow \theta + v
+        \tilde b \leftarrow \mu \tilde b - \eta g, \qquad \theta \leftarrow \theta + \tilde b
 
     With ``nesterov=True`` (algorithm 8.3) the gradient must be the one at the look-ahead point
-    :math:`\tilde\theta = \theta + \alpha v`. Storing the look-ahead point as the parameter (the
-    usual reparameterisation, Sutskever et al. 2013) turns it into
-    :math:`v \leftarrow \alpha v - \epsilon g,\ \theta \leftarrow \theta + \alpha v - \epsilon g`,
+    :math:`\tilde\theta = \theta + \mu \tilde b`. Storing the look-ahead point as the parameter
+    (the usual reparameterisation, Sutskever et al. 2013) turns it into
+    :math:`\tilde b \leftarrow \mu \tilde b - \eta g,\
+    \theta \leftarrow \theta + \mu \tilde b - \eta g`,
     which needs only the gradient at the stored parameter.
 
-    With a constant learning rate this is exactly ``torch.optim.SGD(momentum=α, dampening=0)``
-    (torch's buffer is :math:`-v/\epsilon`); the two part ways when the learning rate changes,
-    because torch applies the *current* rate to the whole buffer while the velocity remembers
-    each step's rate. No torch equivalent otherwise. Explained in: book/optimizers.md.
+    With a constant learning rate this is exactly
+    ``torch.optim.SGD(momentum=momentum, dampening=0)`` (torch's buffer is
+    :math:`b = -\tilde b/\eta`); the two part ways when the learning rate changes, because torch
+    applies the *current* rate to the whole buffer while the velocity remembers each step's
+    rate. No torch equivalent otherwise. Explained in: book/optimizers.md.
 
     Example::
 
