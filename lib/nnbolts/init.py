@@ -307,8 +307,8 @@ def xavier_uniform_(
     forward signal's variance (needs ``Var[w] = 1/fan_in``) and the backpropagated gradient's
     (needs ``Var[w] = 1/fan_out``).
 
-    For sigmoid layers, torch's gain is 1 while the ×4 rule (Bengio, 2012) multiplies the bound by 4 (the inverse
-    of sigmoid's slope 1/4 at 0, from ``sigmoid(z) ≈ 1/2 + z/4``): use
+    For sigmoid layers, torch's gain is 1 while the ×4 rule (Bengio, 2012) multiplies the bound
+    by 4 (the inverse of sigmoid's slope 1/4 at 0, from ``sigmoid(z) ≈ 1/2 + z/4``): use
     ``xavier_uniform_(w, gain=GLOROT_SIGMOID_GAIN)``. See :func:`calculate_gain`.
 
     Torch equivalent: ``torch.nn.init.xavier_uniform_(tensor, gain, generator=generator)``
