@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+
+from tools.book_check import toc_chapters
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
@@ -19,13 +20,7 @@ JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"
 
 
 def toc_files():
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc.get("parts", []):
-        for chapter in part["chapters"]:
-            files.append(chapter["file"])
-            files.extend(section["file"] for section in chapter.get("sections", []))
-    return files
+    return [str(page.relative_to(ROOT).with_suffix("")) for page in toc_chapters()]
 
 
 @pytest.fixture(scope="module")

@@ -15,23 +15,14 @@ from pathlib import Path
 
 import jupytext
 import pytest
-import yaml
+
+from tools.book_check import toc_chapters
 
 ROOT = Path(__file__).resolve().parents[1]
 INTRO = ROOT / "book" / "intro.md"
 
 
-def toc_pages():
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    pages = [toc["root"]]
-    for part in toc.get("parts", []):
-        for chapter in part["chapters"]:
-            pages.append(chapter["file"])
-            pages.extend(section["file"] for section in chapter.get("sections", []))
-    return [ROOT / f"{page}.md" for page in pages]
-
-
-PAGES = toc_pages()
+PAGES = toc_chapters()
 ASSIGNMENTS = sorted((ROOT / "solutions").glob("*/*.md"))
 
 
