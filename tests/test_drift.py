@@ -15,10 +15,10 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 import nnbolts
 import nnbolts.optim
+from tools.book_check import toc_chapters
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,12 +41,7 @@ def public_callables(module):
 
 
 def toc_pages():
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    pages = {toc["root"]}
-    for part in toc.get("parts", []):
-        for chapter in part["chapters"]:
-            pages.add(chapter["file"])
-    return pages
+    return {str(page.relative_to(ROOT).with_suffix("")) for page in toc_chapters()}
 
 
 @pytest.mark.parametrize("module_name", public_modules())
