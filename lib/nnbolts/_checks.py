@@ -51,7 +51,8 @@ def check_number(label: str, value, *, low=None, high=None, low_open=False, high
 
     ``label`` is the phrase of the message, in torch's style: ``"learning rate"`` gives
     ``ValueError: Invalid learning rate: -0.1``. Python numbers only: a tensor hyperparameter
-    would force a device synchronisation on every check.
+    would force a device synchronisation on every check (:func:`check_number_or_tensor` takes
+    one where torch does, as for the learning rate).
     """
     if _is_real(value):
         number = float(value)
@@ -64,6 +65,27 @@ def check_number(label: str, value, *, low=None, high=None, low_open=False, high
     if high is not None and (number > high or (high_open and number == high)):
         raise ValueError(f"Invalid {label}: {value}")
     return value
+
+
+def check_number_or_tensor(label: str, name: str, value, **bounds):
+    """:func:`check_number`, also accepting what torch accepts for a tensor hyperparameter such
+    as ``lr``: a real tensor of one element (any shape; 0-d is the usual form).
+
+    The bounds are checked on the tensor's value (one device synchronisation, at construction
+    only, as torch's own ``0.0 <= lr`` does); a ``meta`` tensor has no value and is accepted
+    unchecked. The tensor itself is returned unchanged: the caller keeps it, so an in-place
+    change (a scheduler's ``fill_``) reaches the update. ``name`` is the argument's name, for
+    torch's ``Tensor lr must be 1-element``.
+    """
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"Tensor {name} must be 1-element")
+        if value.dtype == torch.bool or value.is_complex():
+            raise TypeError(f"Invalid {label}: expected a real number, got a {value.dtype} tensor")
+        if value.device.type != "meta":
+            check_number(label, value.item(), **bounds)
+        return value
+    return check_number(label, value, **bounds)
 
 
 def check_int(name: str, value, *, low=None) -> int:

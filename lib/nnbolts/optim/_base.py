@@ -15,6 +15,16 @@ tensor. An int keeps every state tensor on the parameter's device (torch's CPU s
 exception to device-faithfulness in torch.optim), needs no device synchronisation to read, and is
 what a student writes. Torch optimizers convert an int step to their tensor on load; nnbolts
 converts torch's tensor step to an int on load (:meth:`RuleOptimizer.load_state_dict`).
+
+Tensor learning rates. As in torch, ``lr`` may be a one-element tensor (``torch.tensor(0.01)``,
+for compiled training loops and schedulers that update it in place). The group keeps the very
+tensor given; the kernels compute with it exactly as torch's do (the same tensor arithmetic, then
+the same conversion to a Python scalar where an operation takes one), so trajectories with a
+tensor ``lr`` agree with torch's bit for bit too. Note that a float32 ``lr`` tensor is not the
+same learning rate as the Python float it was made from (0.01 rounds to 0.0099999998), so a
+tensor-lr trajectory differs slightly from the float-lr one, in torch as here. Where torch refuses
+a tensor ``lr`` (Adam and AdamW on their multi-tensor path without ``capturable``), nnbolts
+refuses it with torch's message; with ``foreach=None`` both fall back to the one-tensor path.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ from collections.abc import Callable
 import torch
 from torch.optim.optimizer import _default_to_fused_or_foreach
 
-from .._checks import check_floating, check_like, check_number
+from .._checks import check_floating, check_like, check_number, check_number_or_tensor
 
 
 def copy_state(state: dict) -> dict:
@@ -66,8 +76,25 @@ def pure_step(kernel: Callable, param, grad, state, hp: dict):
     return new_param, new_state
 
 
-def check_lr(lr) -> None:
-    check_number("learning rate", lr, low=0.0)
+def check_lr(lr, *, foreach=None, capturable=False, foreach_takes_tensor=True) -> None:
+    """``lr`` is a number >= 0 or, as torch allows, a one-element tensor holding one.
+
+    ``foreach_takes_tensor=False`` is for rules whose torch multi-tensor path refuses a tensor
+    ``lr`` unless ``capturable`` (torch's Adam and AdamW): then ``foreach=True`` with a tensor
+    ``lr`` is refused with torch's message.
+    """
+    if (isinstance(lr, torch.Tensor) and not foreach_takes_tensor and foreach
+            and not capturable):
+        raise ValueError("lr as a Tensor is not supported for capturable=False and foreach=True")
+    check_number_or_tensor("learning rate", "lr", lr, low=0.0)
+
+
+def scalar_lr(lr):
+    """``lr`` as the kernels use it: a one-element tensor of any shape becomes 0-d (torch's
+    ``_to_scalar``); a number or a 0-d tensor is returned as it is."""
+    if isinstance(lr, torch.Tensor) and lr.dim() != 0:
+        return lr.squeeze()
+    return lr
 
 
 def check_eps(eps) -> None:
@@ -98,6 +125,9 @@ class RuleOptimizer(torch.optim.Optimizer):
 
     #: whether the subclass provides ``_update_many``
     has_foreach = False
+    #: whether that multi-tensor path takes a tensor ``lr`` (torch's Adam's does not unless
+    #: capturable, which nnbolts does not offer; it then falls back as torch does)
+    foreach_takes_tensor_lr = True
 
     def _init_state(self, param: torch.Tensor, group: dict) -> dict:  # pragma: no cover - abstract
         raise TypeError(f"{type(self).__name__} does not define _init_state")
@@ -113,9 +143,19 @@ class RuleOptimizer(torch.optim.Optimizer):
         if not self.has_foreach:
             return False
         foreach = group.get("foreach")
+        tensor_lr_refused = (isinstance(group.get("lr"), torch.Tensor)
+                             and not self.foreach_takes_tensor_lr
+                             and not group.get("capturable", False))
         if foreach is None:
-            # Torch's own rule: the multi-tensor path by default on CUDA-like devices only.
+            # Torch's own rule: the multi-tensor path by default on CUDA-like devices only,
+            # and not where that path would refuse the group's tensor lr.
             _, foreach = _default_to_fused_or_foreach(params, differentiable=False)
+            if tensor_lr_refused:
+                foreach = False
+        elif foreach and tensor_lr_refused:
+            # an lr made a tensor after construction; torch's multi-tensor step refuses it so
+            raise RuntimeError(
+                "lr as a Tensor is not supported for capturable=False and foreach=True")
         return bool(foreach)
 
     @torch.no_grad()
@@ -143,6 +183,11 @@ class RuleOptimizer(torch.optim.Optimizer):
                 states.append(state)
             if not params:
                 continue
+            lr = group.get("lr")
+            if isinstance(lr, torch.Tensor) and lr.dim() != 0:
+                # a one-element tensor of any shape computes as a 0-d one (torch's _to_scalar);
+                # the group keeps the tensor it was given
+                group = {**group, "lr": scalar_lr(lr)}
             if self._use_foreach(group, params):
                 self._update_many(params, grads, states, group)
             else:

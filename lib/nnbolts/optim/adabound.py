@@ -86,6 +86,11 @@ def _bounds(step, final_lr, gamma):
     return lower, upper
 
 
+def _number(lr):
+    """A learning rate as a Python number (a one-element tensor read once)."""
+    return lr.item() if isinstance(lr, torch.Tensor) else lr
+
+
 def _adabound_(param, grad, state, *, lr, beta1, beta2, final_lr, gamma, eps, weight_decay,
                amsbound):
     """In-place AdaBound kernel: the math of :func:`adabound_step`, in the operation order of the
@@ -195,22 +200,25 @@ class AdaBound(RuleOptimizer):
     def add_param_group(self, param_group: dict) -> None:
         super().add_param_group(param_group)
         group = self.param_groups[-1]
-        group.setdefault("base_lr", group["lr"])
+        group.setdefault("base_lr", _number(group["lr"]))
 
     def __setstate__(self, state):
         super().__setstate__(state)
         # groups saved by the reference package lack both
         for group in self.param_groups:
             group.setdefault("amsbound", False)
-            group.setdefault("base_lr", group["lr"])
+            group.setdefault("base_lr", _number(group["lr"]))
 
     @staticmethod
     def _hp(group):
         beta1, beta2 = group["betas"]
         final_lr = group["final_lr"]
+        # a tensor lr (accepted as torch's optimizers accept one) is read as a number here: the
+        # bounds are Python floats (one synchronisation per group and step)
+        lr = _number(group["lr"])
         if group["base_lr"] != 0:
-            final_lr = final_lr * group["lr"] / group["base_lr"]
-        return dict(lr=group["lr"], beta1=beta1, beta2=beta2, final_lr=final_lr,
+            final_lr = final_lr * lr / group["base_lr"]
+        return dict(lr=lr, beta1=beta1, beta2=beta2, final_lr=final_lr,
                     gamma=group["gamma"], eps=group["eps"], weight_decay=group["weight_decay"],
                     amsbound=group["amsbound"])
 

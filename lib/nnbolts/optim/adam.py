@@ -38,9 +38,10 @@ __all__ = [
 ]
 
 
-def _check_adam(lr, betas, eps, weight_decay):
-    # torch's order, so that the first complaint is the same one torch would make
-    check_lr(lr)
+def _check_adam(lr, betas, eps, weight_decay, foreach=None):
+    # torch's order, so that the first complaint is the same one torch would make; torch's
+    # multi-tensor Adam refuses a tensor lr (without capturable, which nnbolts does not offer)
+    check_lr(lr, foreach=foreach, foreach_takes_tensor=False)
     check_eps(eps)
     check_betas(betas)
     check_weight_decay(weight_decay)
@@ -281,11 +282,12 @@ class Adam(RuleOptimizer):
     """
 
     has_foreach = True
+    foreach_takes_tensor_lr = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, *, foreach=None, maximize=False, decoupled_weight_decay=False,
                  eps_inside_sqrt=False):
-        _check_adam(lr, betas, eps, weight_decay)
+        _check_adam(lr, betas, eps, weight_decay, foreach)
         super().__init__(params, dict(
             lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
             maximize=maximize, foreach=foreach, decoupled_weight_decay=decoupled_weight_decay,
