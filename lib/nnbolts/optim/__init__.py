@@ -7,12 +7,16 @@ Explained in: book/optimizers.md.
 from ._base import RuleOptimizer
 from .adabound import AdaBound, adabound_bounds, adabound_init, adabound_step
 from .adadelta import Adadelta, adadelta_init, adadelta_step
+from .adafactor import Adafactor, adafactor_init, adafactor_step
 from .adagrad import Adagrad, adagrad_init, adagrad_step
 from .adam import Adam, AdamW, adam_init, adam_step, adamw_init, adamw_step
+from .lbfgs import LBFGS
 from .lookahead import Lookahead, lookahead_init, lookahead_step
+from .muon import Muon, muon_init, muon_step, newton_schulz
 from .nadam import NAdam, nadam_init, nadam_step
 from .rmsprop import RMSprop, rmsprop_init, rmsprop_step
 from .sgd import SGD, SGDVelocity, sgd_init, sgd_step, sgd_velocity_init, sgd_velocity_step
+from .sparse_adam import SparseAdam, sparse_adam_init, sparse_adam_step
 
 __all__ = [
     "RuleOptimizer",
@@ -26,4 +30,8 @@ __all__ = [
     "NAdam", "nadam_init", "nadam_step",
     "AdaBound", "adabound_init", "adabound_step", "adabound_bounds",
     "Lookahead", "lookahead_init", "lookahead_step",
+    "Adafactor", "adafactor_init", "adafactor_step",
+    "Muon", "muon_init", "muon_step", "newton_schulz",
+    "SparseAdam", "sparse_adam_init", "sparse_adam_step",
+    "LBFGS",
 ]
