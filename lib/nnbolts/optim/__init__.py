@@ -11,10 +11,17 @@ from .adafactor import Adafactor, adafactor_init, adafactor_step
 from .adagrad import Adagrad, adagrad_init, adagrad_step
 from .adam import Adam, AdamW, adam_init, adam_step, adamw_init, adamw_step
 from .lbfgs import LBFGS
+from .lion import Lion, lion_init, lion_step
 from .lookahead import Lookahead, lookahead_init, lookahead_step
 from .muon import Muon, muon_init, muon_step, newton_schulz
 from .nadam import NAdam, nadam_init, nadam_step
 from .rmsprop import RMSprop, rmsprop_init, rmsprop_step
+from .schedule_free import (
+    ScheduleFreeAdamW,
+    schedule_free_adamw_init,
+    schedule_free_adamw_step,
+    schedule_free_adamw_x,
+)
 from .sgd import SGD, SGDVelocity, sgd_init, sgd_step, sgd_velocity_init, sgd_velocity_step
 from .sparse_adam import SparseAdam, sparse_adam_init, sparse_adam_step
 
@@ -34,4 +41,7 @@ __all__ = [
     "Muon", "muon_init", "muon_step", "newton_schulz",
     "SparseAdam", "sparse_adam_init", "sparse_adam_step",
     "LBFGS",
+    "Lion", "lion_init", "lion_step",
+    "ScheduleFreeAdamW", "schedule_free_adamw_init", "schedule_free_adamw_step",
+    "schedule_free_adamw_x",
 ]
