@@ -10,12 +10,16 @@ from .adadelta import Adadelta, adadelta_init, adadelta_step
 from .adafactor import Adafactor, adafactor_init, adafactor_step
 from .adagrad import Adagrad, adagrad_init, adagrad_step
 from .adam import Adam, AdamW, adam_init, adam_step, adamw_init, adamw_step
+from .adamax import Adamax, adamax_init, adamax_step
+from .asgd import ASGD, asgd_init, asgd_step
 from .lbfgs import LBFGS
 from .lion import Lion, lion_init, lion_step
 from .lookahead import Lookahead, lookahead_init, lookahead_step
 from .muon import Muon, muon_init, muon_step, newton_schulz
 from .nadam import NAdam, nadam_init, nadam_step
+from .radam import RAdam, radam_init, radam_rectification, radam_step
 from .rmsprop import RMSprop, rmsprop_init, rmsprop_step
+from .rprop import Rprop, rprop_init, rprop_step
 from .schedule_free import (
     ScheduleFreeAdamW,
     schedule_free_adamw_init,
@@ -35,6 +39,10 @@ __all__ = [
     "Adam", "adam_init", "adam_step",
     "AdamW", "adamw_init", "adamw_step",
     "NAdam", "nadam_init", "nadam_step",
+    "Adamax", "adamax_init", "adamax_step",
+    "RAdam", "radam_init", "radam_step", "radam_rectification",
+    "ASGD", "asgd_init", "asgd_step",
+    "Rprop", "rprop_init", "rprop_step",
     "AdaBound", "adabound_init", "adabound_step", "adabound_bounds",
     "Lookahead", "lookahead_init", "lookahead_step",
     "Adafactor", "adafactor_init", "adafactor_step",

@@ -105,6 +105,13 @@ def check_weight_decay(weight_decay) -> None:
     check_number("weight_decay value", weight_decay, low=0.0)
 
 
+def check_flag_off(name: str, value, why: str) -> None:
+    """A torch option that nnbolts accepts (so that torch's keyword arguments and state dicts
+    carry over) but only in its default, off, position: ``True`` is refused, saying ``why``."""
+    if value:
+        raise ValueError(f"{name}=True is not supported by nnbolts: {why}")
+
+
 def check_betas(betas) -> None:
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise ValueError(f"Invalid betas: {betas!r} (expected a pair of numbers)")
