@@ -41,14 +41,18 @@ __all__ = [
 ]
 
 
-def _check_schedule_free(lr, betas, eps, weight_decay, warmup_steps, r, weight_lr_power):
-    check_lr(lr)
-    check_eps(eps)
+def _check_schedule_free_betas(betas):
     check_betas(betas)
     if betas[0] == 0:
         raise ValueError(
             f"Invalid beta parameter at index 0: {betas[0]} (schedule-free needs beta_1 > 0: "
             "the averaged weights x = (y - (1 - beta_1) z) / beta_1 are recovered through it)")
+
+
+def _check_schedule_free(lr, betas, eps, weight_decay, warmup_steps, r, weight_lr_power):
+    check_lr(lr)
+    check_eps(eps)
+    _check_schedule_free_betas(betas)
     check_weight_decay(weight_decay)
     check_int("warmup_steps", warmup_steps, low=0)
     check_number("r value", r, low=0.0)
@@ -217,7 +221,7 @@ def schedule_free_adamw_x(param, state, *, betas=(0.9, 0.999)):
     book/optimizers.md.
     """
     check_floating("param", param)
-    check_betas(betas)
+    _check_schedule_free_betas(betas)
     if not isinstance(state, dict) or "z" not in state:
         raise ValueError("state has no 'z'; create the state with schedule_free_adamw_init(param)")
     check_like("state['z']", state["z"], "param", param)
