@@ -840,3 +840,220 @@ def test_save_checkpoint_bad_input(tmp_path):
         save_checkpoint(tmp_path / "a.pt", model=model, optimizer=opt, scheduler=3, epoch=1,
                         history=History())  # fmt: skip
     assert not (tmp_path / "a.pt").exists() and os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# closure-based optimizers (L-BFGS) and schedule-free optimizers (training / evaluation weights)
+
+LBFGS_KINDS = {
+    "torch.LBFGS": lambda p: torch.optim.LBFGS(p, lr=0.5, max_iter=4, history_size=5),
+    "torch.LBFGS-strong-wolfe": lambda p: torch.optim.LBFGS(p, lr=1, max_iter=4,
+                                                             line_search_fn="strong_wolfe"),
+    "nnbolts.LBFGS": lambda p: nnbolts.optim.LBFGS(p, lr=0.5, max_iter=4, history_size=5),
+}
+
+
+@pytest.mark.parametrize("name", list(LBFGS_KINDS))
+def test_fit_drives_a_closure_optimizer_like_the_hand_written_loop(name):
+    """The step gets a closure; the loss recorded is the one step returns (the closure's first
+    evaluation), the metrics those of the first evaluation's output."""
+    X, y = blobs(64)
+    a, b = net(dropout=0), net(dropout=0)
+    opt_a, opt_b = LBFGS_KINDS[name](a.parameters()), LBFGS_KINDS[name](b.parameters())
+    evaluations = []
+    history = fit(a, F.cross_entropy, opt_a, (X, y), epochs=2, batch_size=32,
+                  generator=torch.Generator().manual_seed(4),
+                  metrics={"acc": accuracy, "evals": lambda o, t: evaluations.append(1) or 0.0})
+    gen, losses, accs = torch.Generator().manual_seed(4), [], []
+    for _ in range(2):
+        for xb, yb in minibatches(X, y, 32, generator=gen):
+            outputs = []
+
+            def closure(xb=xb, yb=yb, outputs=outputs):
+                opt_b.zero_grad()
+                output = b(xb)
+                outputs.append(output.detach())
+                loss = F.cross_entropy(output, yb)
+                loss.backward()
+                return loss
+
+            losses.append(opt_b.step(closure).item())
+            accs.append(accuracy(outputs[0], yb).item())
+            assert len(outputs) > 1  # the line search evaluated the closure again
+    assert same_parameters(a, b)
+    assert history.step_loss == losses
+    assert history.epochs["train_acc"] == pytest.approx(
+        [sum(accs[:2]) / 2, sum(accs[2:]) / 2], rel=1e-14)
+    assert len(evaluations) == 4  # the metrics once per step, not once per evaluation
+    assert history.epochs["train_loss"][-1] < history.epochs["train_loss"][0]
+
+
+def test_needs_closure_and_has_modes_are_read_from_the_optimizer():
+    from nnbolts.train.fit import _has_modes, _needs_closure
+
+    p = [nn.Parameter(torch.zeros(2))]
+    assert _needs_closure(torch.optim.LBFGS(p)) and _needs_closure(nnbolts.optim.LBFGS(p))
+    assert not _needs_closure(torch.optim.SGD(p, lr=0.1))
+    assert not _needs_closure(nnbolts.optim.ScheduleFreeAdamW(p))
+    assert _has_modes(nnbolts.optim.ScheduleFreeAdamW(p))
+    assert not any(_has_modes(o) for o in (torch.optim.Adam(p), torch.optim.LBFGS(p),
+                                             nnbolts.optim.Adam(p)))
+
+
+def _schedule_free_loop(model, opt, X, y, Xv, yv, epochs, batch_size, gen):
+    """What fit does with a schedule-free optimizer, by hand."""
+    losses, val_losses = [], []
+    for _ in range(epochs):
+        model.train()
+        opt.train()
+        for xb, yb in minibatches(X, y, batch_size, generator=gen):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        opt.eval()
+        val_losses.append(evaluate(model, F.cross_entropy, (Xv, yv))["val_loss"])
+    return losses, val_losses
+
+
+@pytest.mark.parametrize("which", ["nnbolts", "schedulefree"])
+def test_fit_trains_schedule_free_at_y_and_evaluates_at_x(which):
+    schedulefree = pytest.importorskip("schedulefree")
+    make = {"nnbolts": nnbolts.optim.ScheduleFreeAdamW,
+            "schedulefree": schedulefree.AdamWScheduleFree}[which]
+    X, y = blobs(96)
+    Xv, yv = blobs(40, seed=9)
+    kwargs = dict(lr=0.02, warmup_steps=5, weight_decay=1e-3)
+    a, b = net(dropout=0), net(dropout=0)
+    opt_a, opt_b = make(a.parameters(), **kwargs), make(b.parameters(), **kwargs)
+    history = fit(a, F.cross_entropy, opt_a, (X, y), val=(Xv, yv), epochs=3, batch_size=16,
+                  generator=torch.Generator().manual_seed(2))
+    losses, val_losses = _schedule_free_loop(b, opt_b, X, y, Xv, yv, 3, 16,
+                                             torch.Generator().manual_seed(2))
+    assert same_parameters(a, b)  # the evaluation weights x, in both
+    assert history.step_loss == losses and history.epochs["val_loss"] == val_losses
+    assert not any(g["train_mode"] for g in opt_a.param_groups)  # fit returns in eval mode
+    if which == "schedulefree":  # nnbolts' optimizer gives the same numbers as the reference
+        c = net(dropout=0)
+        opt_c = nnbolts.optim.ScheduleFreeAdamW(c.parameters(), **kwargs)
+        again = fit(c, F.cross_entropy, opt_c, (X, y), val=(Xv, yv), epochs=3, batch_size=16,
+                    generator=torch.Generator().manual_seed(2))
+        assert again == history and same_parameters(c, a)
+
+
+def test_schedule_free_early_stopping_keeps_the_evaluation_weights():
+    X, y = blobs(96)
+    Xv, yv = blobs(40, seed=9)
+    model = net(dropout=0)
+    opt = nnbolts.optim.ScheduleFreeAdamW(model.parameters(), lr=0.5)
+    seen = []
+
+    class Spy(EarlyStopping):
+        def update(self, value, model=None, *, epoch=None):
+            seen.append({k: v.clone() for k, v in model.state_dict().items()})
+            assert not opt.param_groups[0]["train_mode"]
+            return super().update(value, model, epoch=epoch)
+
+    stopper = Spy(patience=1)
+    history = fit(model, F.cross_entropy, opt, (X, y), val=(Xv, yv), epochs=30, batch_size=16,
+                  early_stopping=stopper)
+    assert history.stopped_epoch is not None, "lr=0.5 must stop improving"
+    best = seen[history.best_epoch - 1]
+    assert all(torch.equal(best[k], v) for k, v in model.state_dict().items())
+    assert evaluate(model, F.cross_entropy, (Xv, yv))["val_loss"] == pytest.approx(
+        history.epochs["val_loss"][history.best_epoch - 1], rel=1e-12)
+
+
+def _setup_other(kind, seed=0):
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    model = net(seed=seed, dropout=0.25)
+    if kind == "schedule-free":
+        opt = nnbolts.optim.ScheduleFreeAdamW(model.parameters(), lr=0.05, warmup_steps=8,
+                                              weight_decay=1e-3)
+        schedule = None
+    elif kind == "schedule-free+step-lr":
+        opt = nnbolts.optim.ScheduleFreeAdamW(model.parameters(), lr=0.05)
+        schedule = torch.optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.5)
+    else:
+        opt = torch.optim.LBFGS(model.parameters(), lr=0.5, max_iter=3, history_size=4)
+        schedule = None
+    return model, opt, schedule, EarlyStopping(patience=50)
+
+
+@pytest.mark.parametrize("kind", ["schedule-free", "schedule-free+step-lr", "lbfgs"])
+@pytest.mark.parametrize("how", ["stop-after-3", "killed-in-epoch-4"])
+def test_resumed_run_with_these_optimizers_is_bit_identical(tmp_path, kind, how):
+    X, y = blobs(100)
+    Xv, yv = blobs(40, seed=9)
+    common = dict(val=(Xv, yv), epochs=6, batch_size=16, metrics={"acc": accuracy})
+
+    model, opt, schedule, stopper = _setup_other(kind)
+    straight = fit(model, F.cross_entropy, opt, (X, y), schedule=schedule,
+                   early_stopping=stopper, generator=torch.Generator().manual_seed(1), **common)
+    final_best = {k: v.clone() for k, v in stopper.best_state.items()}
+    rng_after_straight = torch.get_rng_state()
+
+    calls = 3 * num_batches(100, 16)  # loss evaluations in 3 epochs
+    if kind == "lbfgs" and how != "stop-after-3":  # several per step: count them
+        counter = CrashAfter(10**9)
+        m, o, s, e = _setup_other(kind)
+        fit(m, counter, o, (X, y), schedule=s, early_stopping=e,
+            generator=torch.Generator().manual_seed(1), **{**common, "epochs": 3})
+        calls = 10**9 - counter.n
+
+    path = tmp_path / "run.pt"
+    model2, opt2, schedule2, stopper2 = _setup_other(kind)
+    if how == "stop-after-3":
+        fit(model2, F.cross_entropy, opt2, (X, y), schedule=schedule2, early_stopping=stopper2,
+            checkpoint=path, generator=torch.Generator().manual_seed(1),
+            **{**common, "epochs": 3})
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            fit(model2, CrashAfter(calls + 2), opt2, (X, y), schedule=schedule2,
+                early_stopping=stopper2, checkpoint=path, checkpoint_every=2,
+                generator=torch.Generator().manual_seed(1), **common)
+        assert load_checkpoint(path, model=net(dropout=0.25), optimizer=None)["epoch"] == 2
+
+    model3, opt3, schedule3, stopper3 = _setup_other(kind, seed=77)
+    resumed = fit(model3, F.cross_entropy, opt3, (X, y), schedule=schedule3,
+                  early_stopping=stopper3, checkpoint=path, resume=True,
+                  generator=torch.Generator().manual_seed(5), **common)
+    assert resumed == straight
+    assert same_parameters(model3, model)
+    assert same_state(opt3.state_dict(), opt.state_dict())
+    assert same_state(stopper3.best_state, final_best)
+    assert torch.equal(torch.get_rng_state(), rng_after_straight)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_schedule_free_checkpoint_in_either_mode_continues_exactly(tmp_path, mode):
+    """Saved by hand in training mode (the model holds y) or in eval mode (x): the mode travels
+    in the optimizer's state dict, so the loaded pair continues exactly as the original."""
+    X, y = blobs(64)
+
+    def steps(model, opt, ks):
+        for k in ks:
+            opt.zero_grad()
+            F.cross_entropy(model(X[k::4]), y[k::4]).backward()
+            opt.step()
+
+    model = net(dropout=0)
+    opt = nnbolts.optim.ScheduleFreeAdamW(model.parameters(), lr=0.05)
+    opt.train()
+    steps(model, opt, range(4))
+    getattr(opt, mode)()
+    path = save_checkpoint(tmp_path / "m.pt", model=model, optimizer=opt, epoch=1,
+                           history=History())
+    model2 = net(seed=3, dropout=0)
+    opt2 = nnbolts.optim.ScheduleFreeAdamW(model2.parameters(), lr=0.05)
+    load_checkpoint(path, model=model2, optimizer=opt2)
+    assert same_parameters(model2, model)
+    for m, o in ((model, opt), (model2, opt2)):
+        o.train()
+        steps(m, o, range(4, 8))
+        o.eval()
+    assert same_parameters(model2, model)
+    assert same_state(opt2.state_dict(), opt.state_dict())

@@ -1,11 +1,13 @@
 """``fit``: the minibatch training loop of the course, with validation, early stopping,
-schedules, exact-resume checkpoints and data-parallel workers.
+schedules, exact-resume checkpoints and data-parallel workers; it drives closure-based
+optimizers (L-BFGS) and schedule-free ones (separate training and evaluation weights) too.
 
-Explained in: book/minibatch.md
+Explained in: book/minibatch.md, book/optimizers.md
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -110,6 +112,56 @@ def _set_lr(optimizer: torch.optim.Optimizer, lr) -> None:
     check_number("learning rate", lr, low=0.0)
     for group in optimizer.param_groups:
         group["lr"] = lr
+
+
+def _needs_closure(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer.step`` must be given a closure (``torch.optim.LBFGS``,
+    ``nnbolts.optim.LBFGS``, ...): its ``closure`` parameter has no default."""
+    try:
+        parameters = inspect.signature(optimizer.step).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: the usual step()
+        return False
+    closure = parameters.get("closure")
+    return closure is not None and closure.default is inspect.Parameter.empty
+
+
+def _has_modes(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether the optimizer keeps separate training and evaluation weights, switched by its
+    ``train()`` and ``eval()`` methods (schedule-free optimizers: nnbolts' ScheduleFreeAdamW,
+    the ``schedulefree`` package's). ``torch.optim.Optimizer`` has neither method."""
+    return callable(getattr(optimizer, "train", None)) and callable(
+        getattr(optimizer, "eval", None)
+    )
+
+
+def _closure_step(model, loss_fn, optimizer, xb, yb):
+    """One step of a closure-based optimizer; returns the step's loss and the model's output,
+    both from the closure's first evaluation (the point the step starts from).
+
+    The optimizer may evaluate the closure several times (L-BFGS's line search); each
+    evaluation recomputes the loss and its gradient from scratch. The loss recorded is the one
+    ``step`` returns (torch's convention: the first evaluation's), else the first evaluation's.
+    """
+    first: list = []
+
+    def closure():
+        optimizer.zero_grad()
+        output = model(xb)
+        loss = loss_fn(output, yb)
+        loss.backward()
+        if not first:
+            first.append((loss, output))
+        return loss
+
+    returned = optimizer.step(closure)
+    if not first:
+        raise RuntimeError(f"{type(optimizer).__name__}.step(closure) never called the closure")
+    loss, output = first[0]
+    if isinstance(returned, torch.Tensor):
+        loss = returned
+    elif returned is not None:
+        loss = torch.tensor(float(returned), dtype=loss.dtype, device=loss.device)
+    return loss, output
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,7 +291,25 @@ def fit(
                \tfrac{1}{|B|}\textstyle\sum_{i\in B} \ell(f_\theta(x_i), y_i)\big)
 
     i.e. ``zero_grad(); loss_fn(model(xb), yb).backward(); optimizer.step()`` — any
-    ``torch.optim.Optimizer`` works, nnbolts' or torch's. ``loss_fn(output, y)`` must return the
+    ``torch.optim.Optimizer`` works, nnbolts' or torch's. Two kinds of optimizer get more:
+
+    * one whose ``step`` requires a closure (its ``closure`` argument has no default:
+      ``torch.optim.LBFGS``, :class:`nnbolts.optim.LBFGS`) is called as ``step(closure)`` with a
+      closure that does ``zero_grad()``, the forward pass and ``backward()`` on the batch and
+      returns the loss. It may be evaluated several times per step (a line search); the loss
+      and metrics recorded for the step are those of the point the step started from: the
+      loss ``step`` returns (the first evaluation's, in torch's convention) and the output of
+      the first evaluation. With data-parallel workers every rank must evaluate it equally often.
+    * one with ``train()`` and ``eval()`` methods keeps separate training and evaluation weights
+      (schedule-free optimizers: :class:`nnbolts.optim.ScheduleFreeAdamW`, the ``schedulefree``
+      package's). ``fit`` calls ``optimizer.train()`` with ``model.train()`` at the start of
+      every epoch and ``optimizer.eval()`` after its last step, so that validation, early
+      stopping's best weights and checkpoints see the evaluation weights; training resumes from
+      them at the next epoch, in a resumed run exactly as in the uninterrupted one. ``fit``
+      returns with the optimizer in eval mode and the model holding its evaluation weights: call
+      ``optimizer.train()`` before stepping by hand.
+
+    ``loss_fn(output, y)`` must return the
     *mean* over the batch (torch's default reduction): epoch losses are batch-size-weighted means
     of it. After each epoch the model is evaluated on ``val`` (eval mode, no gradients, in chunks of
     ``eval_batch_size``), the epoch's values are appended to ``history.epochs``, and early stopping
@@ -298,7 +368,8 @@ def fit(
                       (X, y), val=(Xv, yv), epochs=50, batch_size=32,
                       early_stopping=EarlyStopping(patience=5), metrics={"acc": accuracy})
 
-    Explained in: book/minibatch.md
+    Explained in: book/minibatch.md (the loop, validation, early stopping, checkpoints),
+    book/optimizers.md (closure-based L-BFGS, schedule-free training and evaluation weights).
     """
     # --- arguments --------------------------------------------------------------------------
     if not isinstance(model, nn.Module):
@@ -374,6 +445,7 @@ def fit(
         )
     if generator is None:
         generator = _default_generator(X.device, distributed)
+    uses_closure, modes = _needs_closure(optimizer), _has_modes(optimizer)
 
     # --- start or resume ---------------------------------------------------------------------
     history = History()
@@ -400,6 +472,8 @@ def fit(
                 break
             bar.start_epoch(epoch + 1)
             model.train()
+            if modes:
+                optimizer.train()  # schedule-free: the parameters move to the training point
             if schedule is not None and not torch_scheduler and schedule_per == "epoch":
                 _set_lr(optimizer, schedule(epoch))
             losses: list[torch.Tensor] = []
@@ -416,11 +490,14 @@ def fit(
                 lr = optimizer.param_groups[0]["lr"]
                 # a tensor lr is updated in place by its scheduler: keep this step's value
                 lrs.append(lr.detach().clone() if isinstance(lr, torch.Tensor) else lr)
-                optimizer.zero_grad()
-                output = model(xb)
-                loss = loss_fn(output, yb)
-                loss.backward()
-                optimizer.step()
+                if uses_closure:
+                    loss, output = _closure_step(model, loss_fn, optimizer, xb, yb)
+                else:
+                    optimizer.zero_grad()
+                    output = model(xb)
+                    loss = loss_fn(output, yb)
+                    loss.backward()
+                    optimizer.step()
                 if torch_scheduler and not plateau and schedule_per == "step":
                     schedule.step()
                 losses.append(loss.detach())
@@ -434,6 +511,9 @@ def fit(
                 bar.step()
 
             # --- end of epoch: one synchronisation, validation, bookkeeping ----------------
+            if modes:
+                # schedule-free: evaluate, keep as best and checkpoint the averaged weights
+                optimizer.eval()
             step_losses, values = _summarise_epoch(losses, sizes, metric_values, distributed)
             history.extend_steps(step_losses, lrs)
             if val is not None:
