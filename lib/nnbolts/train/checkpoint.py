@@ -1,6 +1,6 @@
 """Saver and loader: write everything a run needs to continue exactly, and read it back safely.
 
-Explained in: book/minibatch.md
+Explained in: book/minibatch.md, book/optimizers.md (schedule-free modes in checkpoints)
 """
 
 from __future__ import annotations
@@ -208,6 +208,14 @@ def save_checkpoint(
 
     The write is atomic: the payload goes to a temporary file in the same directory that is then
     renamed over ``path``, so a failed write never destroys the previous checkpoint.
+
+    A schedule-free optimizer (one with ``train()`` and ``eval()``, such as
+    :class:`nnbolts.optim.ScheduleFreeAdamW`) is saved in whatever mode it is in, and the mode
+    travels in its state dict: the model's weights are the training point :math:`y` in training
+    mode and the averaged :math:`x` in eval mode, and the model and optimizer loaded together
+    continue exactly. Nothing is switched here (a switch there and back is not exact in floating
+    point). ``fit`` saves at the end of an epoch, in eval mode, so its checkpoints hold :math:`x`,
+    the weights to evaluate, also for a model loaded without its optimizer.
 
     ``torch.save({"model": model.state_dict(), ...}, path)`` is the bare equivalent. Example::
 
