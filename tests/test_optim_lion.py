@@ -54,6 +54,19 @@ def test_tensor_lr_matches_the_reference():
     assert_equal_params(o, t)
 
 
+def test_tensor_lr_under_a_scheduler_decays_like_a_float_lr():
+    """torch's schedulers change a tensor lr in place; the initial rate that divides λ must not
+    follow (lion-pytorch keeps the very tensor, so its decay would stop following the
+    schedule: the one place where this class departs from the reference)."""
+    runs = []
+    for lr in (0.01, torch.tensor(0.01, dtype=torch.float64)):
+        params = make_params(torch.float64, "cpu")
+        opt = Lion(params, lr=lr, weight_decay=0.5, decoupled_weight_decay=True)
+        run(opt, params, 40, scheduler=torch.optim.lr_scheduler.StepLR(opt, 10, gamma=0.5))
+        runs.append(params)
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
 @pytest.mark.parametrize("kwargs", [dict(lr=0.01, weight_decay=0.1,
                                          decoupled_weight_decay=True)], ids=kwargs_id)
 def test_state_dict_round_trip(kwargs, dtype, device):

@@ -116,7 +116,9 @@ class Lion(RuleOptimizer):
     same initial rate for every parameter group, as the reference does; not saved in the state
     dict, there either). State dicts cross to ``lion_pytorch.Lion`` and back: the same group keys
     and the one state key ``exp_avg``. The reference's ``use_triton`` (a CUDA kernel) is not
-    offered. ``lr`` may be a one-element tensor, as in torch.
+    offered. ``lr`` may be a one-element tensor, as in torch; for the decoupled decay its
+    initial value is kept (the reference keeps the tensor, which a scheduler then changes in
+    place, so that its decay stops following the schedule).
 
     Example::
 
@@ -130,7 +132,9 @@ class Lion(RuleOptimizer):
     def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0,
                  decoupled_weight_decay=False):
         _check_lion(lr, betas, weight_decay, decoupled_weight_decay)
-        self.initial_lr = lr
+        # a tensor lr is changed in place by torch's schedulers: keep its initial value (the
+        # reference keeps the tensor itself, so that its decoupled decay stops following them)
+        self.initial_lr = lr.detach().clone() if isinstance(lr, torch.Tensor) else lr
         self.decoupled_weight_decay = decoupled_weight_decay
         super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay))
 
