@@ -134,7 +134,7 @@ class Lion(RuleOptimizer):
         _check_lion(lr, betas, weight_decay, decoupled_weight_decay)
         # a tensor lr is changed in place by torch's schedulers: keep its initial value (the
         # reference keeps the tensor itself, so that its decoupled decay stops following them)
-        self.initial_lr = lr.detach().clone() if isinstance(lr, torch.Tensor) else lr
+        self.initial_lr = lr.detach().clone().reshape(()) if isinstance(lr, torch.Tensor) else lr
         self.decoupled_weight_decay = decoupled_weight_decay
         super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay))
 
