@@ -248,5 +248,9 @@ def test_pure_steps_take_a_tensor_lr():
         tensor_p, _ = step(p, g, state, lr=torch.tensor(0.01))
         # a float32 tensor holds 0.01 rounded to float32: close to the float run, not equal
         torch.testing.assert_close(tensor_p, float_p, rtol=1e-5, atol=1e-7)
+        # a one-element tensor of any shape computes as a 0-d one, as in torch
+        one_p, _ = step(p, g, init(p), lr=torch.tensor([[0.01]], dtype=torch.float64))
+        assert one_p.shape == p.shape
+        torch.testing.assert_close(one_p, float_p, rtol=1e-6, atol=1e-8)
         checked += 1
     assert checked >= 8

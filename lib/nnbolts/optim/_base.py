@@ -71,6 +71,8 @@ def pure_step(kernel: Callable, param, grad, state, hp: dict):
     check_step_inputs(param, grad, state)
     new_param = param.detach().clone()
     new_state = copy_state(state)
+    if "lr" in hp:  # a one-element tensor lr computes as a 0-d one, as in the classes
+        hp = {**hp, "lr": scalar_lr(hp["lr"])}
     with torch.no_grad():
         kernel(new_param, grad.detach(), new_state, **hp)
     return new_param, new_state
