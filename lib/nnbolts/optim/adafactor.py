@@ -125,30 +125,32 @@ def adafactor_step(param, grad, state, *, lr=1e-2, beta2_decay=-0.8, eps=(None, 
     r"""One Adafactor update of one tensor; returns ``(new_param, new_state)`` and changes nothing.
 
     With gradient :math:`g` (negated if ``maximize``), step :math:`t` (after increment), learning
-    rate :math:`\eta`, decay exponent :math:`c` (``beta2_decay``, at most 0), the pair
-    :math:`(\epsilon_1, \epsilon_2)` (``eps``; :math:`\epsilon_1` defaults to the dtype's machine
-    epsilon), clipping threshold :math:`d` and weight decay :math:`\lambda`:
+    rate :math:`\eta`, the pair :math:`(\epsilon_1, \epsilon_2)` (``eps``; :math:`\epsilon_1`
+    defaults to the dtype's machine epsilon), clipping threshold :math:`d` and weight decay
+    :math:`\lambda`:
 
     .. math::
-        \hat\beta_{2,t} &= 1 - t^{c}, \qquad
-        s_t = \max\big(\epsilon_2, \operatorname{RMS}(\theta)\big)\,\min(\eta, 1/\sqrt t) \\
+        \hat\beta_{2,t} &= 1 - t^{\,\mathtt{beta2\_decay}} \quad(1 - t^{-0.8}), \qquad
+        \eta_t = \max\big(\epsilon_2, \operatorname{RMS}(\theta)\big)\,\min(\eta, 1/\sqrt t) \\
         \theta &\leftarrow (1-\eta\lambda)\,\theta \\
-        r &\leftarrow \hat\beta_{2,t}\, r + (1-\hat\beta_{2,t})\,\operatorname{mean}_{j}\, g_{ij}^2,
-        \qquad
-        c_{\text{col}} \leftarrow \hat\beta_{2,t}\, c_{\text{col}}
-            + (1-\hat\beta_{2,t})\,\operatorname{mean}_{i}\, g_{ij}^2 \\
-        \hat v_{ij} &= \frac{r_i\, c_{\text{col},j}}{\max(\operatorname{mean}_i r_i, \epsilon_1)}
+        r_i &\leftarrow \hat\beta_{2,t}\, r_i
+            + (1-\hat\beta_{2,t})\,\operatorname{mean}_j g_{ij}^2, \qquad
+        c_j \leftarrow \hat\beta_{2,t}\, c_j
+            + (1-\hat\beta_{2,t})\,\operatorname{mean}_i g_{ij}^2 \\
+        \hat v_{ij} &= \frac{r_i\, c_j}{\max(\operatorname{mean}_i r_i,\ \epsilon_1)}
         \quad(\text{a vector keeps the full } v \leftarrow \hat\beta_{2,t} v
             + (1-\hat\beta_{2,t}) g^2,\ \hat v = v) \\
         u &= \frac{g}{\max(\sqrt{\hat v}, \epsilon_1)}, \qquad
-        \theta \leftarrow \theta - \frac{s_t}{\max\big(1, \operatorname{RMS}(u)/d\big)}\, u
+        \theta \leftarrow \theta - \frac{\eta_t}{\max\big(1, \operatorname{RMS}(u)/d\big)}\, u
 
     For a tensor of two or more dimensions the second moment is factored over its last two
     dimensions (:math:`i` indexes the second-to-last, :math:`j` the last): ``row_var`` holds
-    :math:`r` and ``col_var`` holds :math:`c_\text{col}`, so an :math:`n\times k` matrix stores
+    :math:`r` and ``col_var`` holds :math:`c`, so an :math:`n\times k` matrix stores
     :math:`n + k` numbers instead of :math:`nk`. :math:`\operatorname{RMS}(x)` is
-    :math:`\lVert x\rVert_2/\sqrt{\text{numel}}`. The step size :math:`s_t` is relative to the
-    parameter's own scale, and the rate :math:`\eta` only caps it (and scales the decoupled decay).
+    :math:`\lVert x\rVert_2/\sqrt{\text{numel}}`. The decay rate :math:`\hat\beta_{2,t}` grows
+    towards 1 (it is 0 at the first step, so no bias correction is needed), and the effective rate
+    :math:`\eta_t` is relative to the parameter's own scale: :math:`\eta` only caps it (and
+    scales the decoupled decay).
 
     Equivalent torch call: ``torch.optim.Adafactor([p], lr=lr, beta2_decay=beta2_decay, eps=eps,
     d=d, weight_decay=weight_decay, maximize=maximize).step()``. State keys are torch's: ``step``

@@ -161,10 +161,10 @@ def _check_lbfgs(lr, max_iter, max_eval, tolerance_grad, tolerance_change, histo
 class LBFGS(torch.optim.Optimizer):
     r"""L-BFGS; a drop-in for ``torch.optim.LBFGS`` (same options, numerics and state dict).
 
-    One call to ``step(closure)`` runs up to ``max_iter`` iterations on the flat vector
-    :math:`\theta` of all parameters, with gradient :math:`g`, learning rate :math:`\eta`, and
-    the last ``history_size`` pairs :math:`s_i = \theta_{i+1} - \theta_i`,
-    :math:`y_i = g_{i+1} - g_i` (a pair is kept only when :math:`y_i^\top s_i > 10^{-10}`):
+    One call to ``step(closure)`` runs up to ``max_iter`` iterations :math:`k` on the flat vector
+    :math:`\theta` of all parameters, with gradient :math:`g`, and the last ``history_size``
+    pairs :math:`s_i = \theta_{i+1} - \theta_i`, :math:`y_i = g_{i+1} - g_i` (a pair is kept only
+    when :math:`y_i^\top s_i > 10^{-10}`, which keeps the approximation positive definite):
 
     .. math::
         q &\leftarrow -g; \quad
@@ -173,17 +173,18 @@ class LBFGS(torch.optim.Optimizer):
         r &\leftarrow \frac{s_{k-1}^\top y_{k-1}}{y_{k-1}^\top y_{k-1}}\, q; \quad
         \text{for } i = 0, \dots, k-1:\
         r \leftarrow r + \Big(a_i - \frac{y_i^\top r}{y_i^\top s_i}\Big)\, s_i \\
-        \theta &\leftarrow \theta + t\, r
+        \theta &\leftarrow \theta + \eta_k\, r
 
     The two-loop recursion gives the direction :math:`r \approx -H^{-1} g` without ever forming
-    a matrix. The step :math:`t` is :math:`\eta` (the first iteration ever uses
-    :math:`\min(1, 1/\lVert g\rVert_1)\,\eta`), or, with ``line_search_fn="strong_wolfe"``, a
-    step from that start satisfying the strong Wolfe conditions (sufficient decrease and a
-    flattened slope). An iteration stops the step early when
-    :math:`\max|g| \le` ``tolerance_grad``, when the directional derivative :math:`g^\top r`
-    exceeds minus ``tolerance_change``, when :math:`\max|t\, r|` or the change of the loss
-    falls below ``tolerance_change``, or after ``max_eval`` evaluations of the closure
-    (default ``max_iter * 5 // 4``).
+    a matrix (the first iteration ever takes :math:`r = -g`). The step length :math:`\eta_k`
+    (torch's variable ``t``) is the learning rate :math:`\eta` (the first iteration ever uses
+    :math:`\min(1, 1/\lVert g\rVert_1)\,\eta`) or, with ``line_search_fn="strong_wolfe"``, a
+    length found from that start that satisfies the strong Wolfe conditions (enough decrease,
+    and a slope along :math:`r` flattened to within 0.9 of the initial one). A call stops early
+    when :math:`\max|g| \le` ``tolerance_grad``, when the directional derivative
+    :math:`g^\top r` exceeds minus ``tolerance_change``, when :math:`\max|\eta_k r|` or the
+    change of the loss falls below ``tolerance_change``, or after ``max_eval`` evaluations of the
+    closure (default ``max_iter * 5 // 4``).
 
     Like torch's: one parameter group only; the state (torch's keys: ``func_evals``,
     ``n_iter``, ``d``, ``t``, ``old_dirs``, ``old_stps``, ``ro``, ``H_diag``,

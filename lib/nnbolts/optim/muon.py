@@ -11,8 +11,15 @@ import math
 import torch
 from torch.optim.optimizer import _to_scalar
 
-from .._checks import check_choice, check_int, check_number
-from ._base import RuleOptimizer, check_lr, check_state, check_weight_decay, pure_step
+from .._checks import check_choice, check_int, check_number, check_tensor
+from ._base import (
+    RuleOptimizer,
+    check_lr,
+    check_state,
+    check_step_inputs,
+    check_weight_decay,
+    pure_step,
+)
 
 __all__ = ["Muon", "muon_init", "muon_step", "newton_schulz"]
 
@@ -45,7 +52,9 @@ def _check_muon(lr, weight_decay, momentum, ns_coefficients, eps, ns_steps, adju
 
 
 def _check_2d(name, tensor):
-    if tensor.dim() != 2:
+    """Muon's restriction to matrices (anything that is not a tensor is left to the caller's own
+    checks)."""
+    if isinstance(tensor, torch.Tensor) and tensor.dim() != 2:
         raise ValueError(f"Muon only supports 2-D parameters; {name} has shape "
                          f"{tuple(tensor.shape)} (use AdamW or SGD for biases, embeddings and "
                          f"other tensors)")
@@ -110,9 +119,9 @@ def _adjusted_lr(lr, adjust_lr_fn, shape):
     size."""
     rows, cols = shape[:2]
     if adjust_lr_fn is None or adjust_lr_fn == "original":
-        ratio = math.sqrt(max(1, rows / cols))             # Keller Jordan's √max(1, A/B)
+        ratio = math.sqrt(max(1, rows / cols))             # Keller Jordan's √max(1, m/n)
     elif adjust_lr_fn == "match_rms_adamw":
-        ratio = 0.2 * math.sqrt(max(rows, cols))           # Moonshot's 0.2·√max(A, B)
+        ratio = 0.2 * math.sqrt(max(rows, cols))           # Moonshot's 0.2·√max(m, n)
     else:
         ratio = 1.0
     return lr * ratio
@@ -134,6 +143,7 @@ def _muon_(param, grad, state, *, lr, weight_decay, momentum, nesterov, ns_coeff
 def muon_init(param: torch.Tensor) -> dict:
     """State of Muon for one 2-D tensor, as torch creates it: a zero ``momentum_buffer`` on the
     parameter's device and dtype (Muon keeps no step count)."""
+    check_tensor("param", param)
     _check_2d("param", param)
     return {"momentum_buffer": torch.zeros_like(param, memory_format=torch.preserve_format)}
 
@@ -143,15 +153,15 @@ def muon_step(param, grad, state, *, lr=1e-3, weight_decay=0.1, momentum=0.95, n
     r"""One Muon update of one 2-D tensor; returns ``(new_param, new_state)`` and changes nothing.
 
     With gradient :math:`g`, learning rate :math:`\eta`, momentum :math:`\mu`, weight decay
-    :math:`\lambda` and a matrix of shape :math:`A \times B`:
+    :math:`\lambda` and a matrix of shape :math:`m \times n`:
 
     .. math::
         b &\leftarrow \mu\, b + (1-\mu)\, g \\
         u &= (1-\mu)\, g + \mu\, b \quad(\text{nesterov; otherwise } u = b) \\
         O &= \operatorname{NS}(u) \quad(\text{see } \texttt{newton\_schulz}) \\
         \theta &\leftarrow (1-\eta\lambda)\,\theta - \eta'\, O, \qquad
-        \eta' = \eta\sqrt{\max(1, A/B)}
-        \quad(\texttt{"match\_rms\_adamw"}: \eta' = 0.2\,\eta\sqrt{\max(A, B)})
+        \eta' = \eta\sqrt{\max(1, m/n)}
+        \quad(\texttt{"match\_rms\_adamw"}: \eta' = 0.2\,\eta\sqrt{\max(m, n)})
 
     The momentum is an average, not a sum (torch's code; its docstring writes
     :math:`b \leftarrow \mu b + g`, which differs only by the factor :math:`1-\mu` that the
@@ -172,6 +182,7 @@ def muon_step(param, grad, state, *, lr=1e-3, weight_decay=0.1, momentum=0.95, n
         True
     """
     _check_muon(lr, weight_decay, momentum, ns_coefficients, eps, ns_steps, adjust_lr_fn)
+    check_step_inputs(param, grad, state)
     _check_2d("param", param)
     check_state(state, ("momentum_buffer",), "muon_init(param)")
     return pure_step(_muon_, param, grad, state, dict(

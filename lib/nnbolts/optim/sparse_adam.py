@@ -11,7 +11,7 @@ import math
 import torch
 from torch.optim.optimizer import _to_scalar
 
-from .._checks import check_number
+from .._checks import check_number, check_tensor
 from ._base import RuleOptimizer, check_betas, check_lr, check_state, pure_step
 
 __all__ = ["SparseAdam", "sparse_adam_init", "sparse_adam_step"]
@@ -71,7 +71,7 @@ def _sparse_adam_(param, grad, state, *, lr, beta1, beta2, eps, maximize):
 def sparse_adam_init(param: torch.Tensor) -> dict:
     """State of SparseAdam for one (dense) tensor, as torch creates it: ``step`` 0 and dense zero
     moments on the parameter's device and dtype; only the rows a gradient touches change."""
-    if param.is_sparse:
+    if check_tensor("param", param).is_sparse:
         raise ValueError("SparseAdam requires a dense parameter tensor, got a sparse one")
     zeros = lambda: torch.zeros_like(param, memory_format=torch.preserve_format)
     return {"step": 0, "exp_avg": zeros(), "exp_avg_sq": zeros()}
@@ -114,7 +114,7 @@ def sparse_adam_step(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-
                 [ 0.0000,  0.0000]])
     """
     _check_sparse_adam(lr, betas, eps)
-    if not isinstance(grad, torch.Tensor) or not grad.is_sparse:
+    if isinstance(grad, torch.Tensor) and not grad.is_sparse:
         raise RuntimeError(_DENSE_GRAD)
     check_state(state, ("step", "exp_avg", "exp_avg_sq"), "sparse_adam_init(param)")
     return pure_step(_sparse_adam_, param, grad, state, dict(
