@@ -30,11 +30,37 @@ def test_adamax_matches_torch_over_300_steps(kwargs, dtype, device):
     compare(kwargs, dtype, device)
 
 
-def test_torchs_multi_tensor_path_computes_the_same(dtype, device):
-    """Ours has one path (``foreach`` is ignored); torch's multi-tensor one performs the same
-    operations per tensor, so on CPU it is matched bit for bit too."""
-    compare(dict(lr=0.02, betas=(0.8, 0.99), eps=1e-3, weight_decay=0.05, maximize=True),
-            dtype, device, foreach=True)
+@pytest.mark.parametrize("kwargs", [
+    dict(lr=0.02, betas=(0.8, 0.99), eps=1e-3, weight_decay=0.05, maximize=True),
+    dict(lr=0.02, weight_decay=0.05),
+    dict(lr=torch.tensor(0.02)),  # torch's multi-tensor path reads a tensor lr as a number
+], ids=kwargs_id)
+def test_multi_tensor_path_matches_torchs(kwargs, dtype, device):
+    compare(kwargs, dtype, device, foreach=True)
+
+
+def test_the_two_paths_compute_the_same_numbers():
+    """As torch's two paths, ours perform the same operations per tensor: equal on CPU."""
+    params = make_params(torch.float64, "cpu")
+    lockstep(lambda ps: Adamax(ps, lr=0.02, weight_decay=0.05, foreach=True),
+             lambda ps: Adamax(ps, lr=0.02, weight_decay=0.05, foreach=False), params,
+             dense_grads, steps=100, state_keys=STATE_KEYS)
+
+
+def test_multi_tensor_path_with_mixed_dtypes_and_step_counts():
+    """float32 and float64 parameters in one group (one multi-tensor call per dtype), and a
+    parameter whose gradient appears later (its own step count), as in torch."""
+    def params():
+        ps = make_params(torch.float64, "cpu")
+        return [ps[0], ps[1].float(), ps[2], ps[3].float()]
+
+    def grads(ps, k):
+        for i, p in enumerate(ps):
+            with torch.no_grad():
+                p.grad = (p - 0.1 * (i + 1)) * (k % 7 + 1) / 7 if i < 3 or k >= 20 else None
+
+    lockstep(lambda ps: Adamax(ps, foreach=True), lambda ps: torch.optim.Adamax(
+        ps, foreach=True), params(), grads, steps=50, state_keys=STATE_KEYS)
 
 
 def test_defaults_are_torchs():

@@ -121,6 +121,18 @@ def check_betas(betas) -> None:
         check_number(f"beta parameter at index {i}", beta, low=0.0, high=1.0, high_open=True)
 
 
+def by_device_and_dtype(params) -> list[list[int]]:
+    """Index lists of ``params`` sharing a device and dtype (one list in the usual case), for
+    the multi-tensor kernels, whose ``torch._foreach_*`` calls take one device and dtype."""
+    first = params[0]
+    if all(p.dtype == first.dtype and p.device == first.device for p in params):
+        return [list(range(len(params)))]
+    groups: dict = {}
+    for i, p in enumerate(params):
+        groups.setdefault((p.device, p.dtype), []).append(i)
+    return list(groups.values())
+
+
 class RuleOptimizer(torch.optim.Optimizer):
     """A ``torch.optim.Optimizer`` whose update is a one-tensor kernel (and, optionally, a
     multi-tensor kernel for the same rule).

@@ -10,6 +10,7 @@ import torch
 
 from ._base import (
     RuleOptimizer,
+    by_device_and_dtype,
     check_betas,
     check_eps,
     check_flag_off,
@@ -50,6 +51,41 @@ def _adamax_(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, maximiz
     torch.maximum(exp_inf.mul_(beta2), g.abs().add_(eps), out=exp_inf)
     clr = lr / (1 - beta1 ** step)                         # η/(1−β₁ᵗ), a Python float (or tensor)
     param.addcdiv_(exp_avg, exp_inf, value=-clr)           # θ ← θ − η m / ((1−β₁ᵗ) u)
+
+
+def _adamax_many_(params, grads, states, *, lr, beta1, beta2, eps, weight_decay, maximize):
+    """Multi-tensor Adamax: the rule of :func:`_adamax_` with one ``torch._foreach_*`` call per
+    operation, in the order of torch's multi-tensor Adamax (on CPU the same numbers as the
+    one-tensor kernel). All tensors share a device and dtype (the class groups them so).
+    Gradients are never modified: a negated or decayed gradient is a new list."""
+    exp_avgs = [s["exp_avg"] for s in states]
+    exp_infs = [s["exp_inf"] for s in states]
+    steps = []
+    for s in states:
+        s["step"] += 1
+        steps.append(s["step"])
+    g = torch._foreach_neg(grads) if maximize else grads
+    if weight_decay != 0:
+        if maximize:
+            torch._foreach_add_(g, params, alpha=weight_decay)
+        else:
+            g = torch._foreach_add(grads, params, alpha=weight_decay)
+    torch._foreach_lerp_(exp_avgs, g, 1 - beta1)
+    torch._foreach_mul_(exp_infs, beta2)
+    if g is grads:
+        g = torch._foreach_abs(g)
+    else:
+        torch._foreach_abs_(g)
+    torch._foreach_add_(g, eps)
+    torch._foreach_maximum_(exp_infs, g)
+    del g
+    # torch's multi-tensor path reads a tensor lr as a Python number
+    lr = lr.item() if isinstance(lr, torch.Tensor) else lr
+    if steps.count(steps[0]) == len(steps):  # the usual case: one scalar, not a list
+        step_size = (lr / (1 - beta1 ** steps[0])) * -1
+    else:
+        step_size = [(lr / (1 - beta1 ** t)) * -1 for t in steps]
+    torch._foreach_addcdiv_(params, exp_avgs, exp_infs, step_size)
 
 
 def adamax_init(param: torch.Tensor) -> dict:
@@ -99,10 +135,11 @@ def adamax_step(param, grad, state, *, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, we
 class Adamax(RuleOptimizer):
     """Adamax; a drop-in for ``torch.optim.Adamax`` whose rule is :func:`adamax_step`.
 
-    Every torch option is accepted. ``foreach`` is ignored: the one-tensor rule is always used
-    (on CPU it is also torch's default, and torch's multi-tensor path computes the same numbers).
-    ``capturable`` and ``differentiable`` are accepted in their default, ``False``, position
-    only, so that torch's keyword arguments and state dicts carry over.
+    Every torch option is accepted. ``foreach=None`` picks the multi-tensor path where torch
+    picks its own (CUDA); ``True``/``False`` force it. Both paths compute the same numbers on
+    CPU, as torch's two paths do. ``capturable`` and ``differentiable`` are accepted in their
+    default, ``False``, position only, so that torch's keyword arguments and state dicts carry
+    over.
 
     Example::
 
@@ -112,6 +149,8 @@ class Adamax(RuleOptimizer):
         >>> w.detach()
         tensor([0.9000, 0.9000, 0.9000])
     """
+
+    has_foreach = True
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  foreach=None, *, maximize=False, differentiable=False, capturable=False):
@@ -131,7 +170,17 @@ class Adamax(RuleOptimizer):
     def _init_state(self, param, group):
         return adamax_init(param)
 
-    def _update(self, param, grad, state, group):
+    @staticmethod
+    def _hp(group):
         beta1, beta2 = group["betas"]
-        _adamax_(param, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-                 weight_decay=group["weight_decay"], maximize=group["maximize"])
+        return dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                    weight_decay=group["weight_decay"], maximize=group["maximize"])
+
+    def _update(self, param, grad, state, group):
+        _adamax_(param, grad, state, **self._hp(group))
+
+    def _update_many(self, params, grads, states, group):
+        hp = self._hp(group)
+        for idx in by_device_and_dtype(params):
+            _adamax_many_([params[i] for i in idx], [grads[i] for i in idx],
+                          [states[i] for i in idx], **hp)

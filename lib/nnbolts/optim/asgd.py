@@ -13,6 +13,7 @@ from torch.optim.optimizer import _get_scalar_dtype
 from .._checks import check_floating, check_like, check_number, check_tensor
 from ._base import (
     RuleOptimizer,
+    by_device_and_dtype,
     check_flag_off,
     check_lr,
     check_state,
@@ -88,6 +89,46 @@ def _asgd_(param, grad, state, *, lr, lambd, alpha, t0, weight_decay, maximize):
     mu.copy_(torch.as_tensor(1 / max(1, step - t0)))
 
 
+def _asgd_many_(params, grads, states, *, lr, lambd, alpha, t0, weight_decay, maximize):
+    """Multi-tensor ASGD, in the operations and order of torch's multi-tensor ASGD, which
+    differ from its one-tensor path: no device synchronisation (``eta`` and ``mu`` enter as
+    tensors, and the average is always updated as θ̄ + μ(θ − θ̄)), the shrink and the gradient
+    step fused as θ − η_t(g + λ'θ), and η_{t+1} computed with torch's float32 step count. So
+    the two paths agree to float32 rounding, as torch's do. All tensors share a device and
+    dtype (the class groups them so); gradients are never modified."""
+    axs = [s["ax"] for s in states]
+    mus = [s["mu"] for s in states]
+    etas = [s["eta"] for s in states]
+    steps = []
+    for s in states:
+        s["step"] += 1
+        steps.append(s["step"])
+    g = torch._foreach_neg(grads) if maximize else grads
+    if weight_decay != 0:
+        if maximize:
+            torch._foreach_add_(g, params, alpha=weight_decay)
+            intermediate = g
+        else:
+            intermediate = torch._foreach_add(grads, params, alpha=weight_decay)
+        torch._foreach_add_(intermediate, params, alpha=lambd)       # g + λθ + λ'θ
+    else:
+        intermediate = torch._foreach_add(g, params, alpha=lambd)    # g + λ'θ
+    torch._foreach_addcmul_(params, intermediate, etas, value=-1)   # θ ← θ − η_t(g + λ'θ)
+    del intermediate
+    difference = torch._foreach_sub(params, axs)
+    torch._foreach_addcmul_(axs, difference, mus)                   # θ̄ ← θ̄ + μ(θ − θ̄)
+    del difference
+    device = params[0].device
+    scalar_dtype = _get_scalar_dtype()
+    # torch's step count is a float32 (scalar-dtype) tensor here, and enters the arithmetic
+    new_etas = [torch.as_tensor(
+        lr / ((1 + lambd * lr * torch.tensor(float(t), dtype=scalar_dtype)) ** alpha),
+        device=device) for t in steps]
+    new_mus = [torch.as_tensor(1 / max(1, t - t0), device=device) for t in steps]
+    torch._foreach_copy_(etas, new_etas)
+    torch._foreach_copy_(mus, new_mus)
+
+
 def asgd_init(param: torch.Tensor, *, lr=1e-2) -> dict:
     """State of ASGD for one tensor, as torch creates it: ``step`` 0 (a Python int here),
     ``eta`` the learning rate and ``mu`` 1 as 0-d tensors of torch's scalar dtype (float32, or
@@ -150,8 +191,10 @@ def asgd_step(param, grad, state, *, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, we
 class ASGD(RuleOptimizer):
     """ASGD (averaged SGD); a drop-in for ``torch.optim.ASGD`` whose rule is :func:`asgd_step`.
 
-    Every torch option is accepted. ``foreach`` is ignored: the one-tensor rule is always used
-    (on CPU it is also torch's default). ``capturable`` and ``differentiable`` are accepted in
+    Every torch option is accepted. ``foreach=None`` picks the multi-tensor path where torch
+    picks its own (CUDA); ``True``/``False`` force it. Like torch's, the multi-tensor path
+    needs no device synchronisation and is rounded differently (see :func:`_asgd_many_`); each
+    path matches torch's namesake path. ``capturable`` and ``differentiable`` are accepted in
     their default, ``False``, position only, so that torch's keyword arguments and state dicts
     carry over.
 
@@ -163,6 +206,8 @@ class ASGD(RuleOptimizer):
         >>> w.detach(), opt.state[w]["ax"]
         (tensor([0.8000, 0.8000, 0.8000]), tensor([0.8000, 0.8000, 0.8000]))
     """
+
+    has_foreach = True
 
     def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0,
                  foreach=None, maximize=False, differentiable=False, capturable=False):
@@ -182,9 +227,19 @@ class ASGD(RuleOptimizer):
     def _init_state(self, param, group):
         return asgd_init(param, lr=group["lr"])
 
+    @staticmethod
+    def _hp(group):
+        return dict(lr=group["lr"], lambd=group["lambd"], alpha=group["alpha"], t0=group["t0"],
+                    weight_decay=group["weight_decay"], maximize=group["maximize"])
+
     def _update(self, param, grad, state, group):
-        _asgd_(param, grad, state, lr=group["lr"], lambd=group["lambd"], alpha=group["alpha"],
-               t0=group["t0"], weight_decay=group["weight_decay"], maximize=group["maximize"])
+        _asgd_(param, grad, state, **self._hp(group))
+
+    def _update_many(self, params, grads, states, group):
+        hp = self._hp(group)
+        for idx in by_device_and_dtype(params):
+            _asgd_many_([params[i] for i in idx], [grads[i] for i in idx],
+                        [states[i] for i in idx], **hp)
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Load a state dict saved by this optimizer or by ``torch.optim.ASGD``.
