@@ -23,14 +23,15 @@ CUDA). After a warm-up, nnbolts and reference steps alternate (A B B A ...) so t
 shared machine falls on both alike; each figure is the median of ``--steps`` steps, and the
 ratio of the two sides' fastest steps is printed beside the ratio of medians (other processes
 only ever add time, so on a busy machine the minimum is the steadier estimate; ``--stat min``
-applies the target to it). Targets: default path at most 1.1x the reference's default, fast
-path at most 1.1x torch's foreach.
+applies the target to it). ``--clock cpu`` times each step by the thread's CPU time, which
+leaves out the time other processes hold the core. Targets: default path at most 1.1x the
+reference's default, fast path at most 1.1x torch's foreach.
 
 Usage: ``python benchmarks/bench_optim.py [--device cuda] [--steps 50] [--threads 1]
-[--only NAME ...] [--stat median|min]``. This is a script, not a test: timings depend on the
-machine. On a busy CPU use ``--threads 1``: with several threads, every parallel kernel waits at
-a barrier for threads the scheduler has parked, and those stalls, not the optimizers, then
-dominate the times.
+[--only NAME ...] [--stat median|min] [--clock wall|cpu]``. This is a script, not a test:
+timings depend on the machine. On a busy CPU use ``--threads 1``: with several threads, every
+parallel kernel waits at a barrier for threads the scheduler has parked, and those stalls, not
+the optimizers, then dominate the times.
 """
 
 from __future__ import annotations
@@ -155,15 +156,18 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
+CLOCK = time.perf_counter
+
+
 def time_step(opt, device, closure=None) -> float:
     sync(device)
-    start = time.perf_counter()
+    start = CLOCK()
     if closure is None:
         opt.step()
     else:
         opt.step(closure)
     sync(device)
-    return time.perf_counter() - start
+    return CLOCK() - start
 
 
 def build(case: Case, cls, params, foreach, ours: bool):
@@ -221,6 +225,9 @@ def main(argv=None) -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--only", nargs="*", default=None, help="rule names (default: all)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: this thread's CPU time (with --threads 1 on CPU), which "
+                             "leaves out the time other processes hold the core")
     parser.add_argument("--stat", choices=("median", "min"), default="median",
                         help="the ratio the target applies to (min: on a shared machine)")
     args = parser.parse_args(argv)
@@ -228,12 +235,18 @@ def main(argv=None) -> None:
         parser.error("--steps must be at least 20")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.clock == "cpu":
+        if args.device != "cpu" or torch.get_num_threads() != 1:
+            parser.error("--clock cpu measures this thread's CPU time: use it with --device cpu "
+                         "--threads 1")
+        global CLOCK
+        CLOCK = time.thread_time
     device = torch.device(args.device)
 
     print(f"nnbolts.optim vs torch.optim {torch.__version__} (and the authors' packages): time "
           f"of one step(), float32, {args.numel:,} parameters on {device} "
           f"({torch.get_num_threads()} CPU threads), median of {args.steps} steps after "
-          f"{args.warmup} warm-up, nnbolts and reference interleaved")
+          f"{args.warmup} warm-up, nnbolts and reference interleaved, {args.clock} clock")
     header = (f"{'rule':<18} {'reference':<13} {'tensors':>7}  {'path':<8} {'nnbolts ms':>10} "
               f"{'ref ms':>9} {'ratio':>6} {'min ratio':>9}  target ({args.stat})")
     print(header)
