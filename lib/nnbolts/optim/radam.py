@@ -10,6 +10,7 @@ import torch
 
 from ._base import (
     RuleOptimizer,
+    by_device_and_dtype,
     check_betas,
     check_eps,
     check_flag_off,
@@ -84,6 +85,50 @@ def _radam_(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, decouple
     param.sub_(update)
 
 
+def _radam_many_(params, grads, states, *, lr, beta1, beta2, eps, weight_decay, decoupled,
+                 maximize):
+    """Multi-tensor RAdam, in the operations and order of torch's multi-tensor RAdam. It folds
+    both branches into one: with :math:`s_t = -\\eta r_t\\sqrt{1-\\beta_2^t}/(1-\\beta_1^t)`
+    (0 while unrectified) and :math:`u_t = -\\eta/(1-\\beta_1^t)` (0 once rectified),
+    θ ← θ + m · (1/((√v + ϵ)/s_t) + u_t); the division by zero of the unrectified steps gives
+    an infinity whose reciprocal is 0. Rounded differently from the one-tensor path, as torch's
+    two paths are. All tensors share a device and dtype (the class groups them so); gradients
+    are never modified."""
+    exp_avgs = [s["exp_avg"] for s in states]
+    exp_avg_sqs = [s["exp_avg_sq"] for s in states]
+    steps = []
+    for s in states:
+        s["step"] += 1
+        steps.append(s["step"])
+    g = torch._foreach_neg(grads) if maximize else grads
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_ts = [rho_inf - 2 * t * (beta2 ** t) / (1 - beta2 ** t) for t in steps]
+    if weight_decay != 0:
+        if decoupled:
+            torch._foreach_mul_(params, 1 - lr * weight_decay)
+        elif maximize:
+            torch._foreach_add_(g, params, alpha=weight_decay)
+        else:
+            g = torch._foreach_add(grads, params, alpha=weight_decay)
+    torch._foreach_lerp_(exp_avgs, g, 1 - beta1)
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, g, g, 1 - beta2)
+    del g
+    rects = [((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+             ** 0.5 if rho_t > 5 else 0 for rho_t in rho_ts]
+    unrectified = [0 if rect > 0 else 1.0 for rect in rects]
+    bias_corrections1 = [1 - beta1 ** t for t in steps]
+    unrect_step_sizes = [(lr * u / bc) * -1 for u, bc in zip(unrectified, bias_corrections1)]
+    rect_step_sizes = [((1 - beta2 ** t) ** 0.5) * (lr * rect / bc) * -1
+                       for t, rect, bc in zip(steps, rects, bias_corrections1)]
+    buffer = torch._foreach_sqrt(exp_avg_sqs)
+    torch._foreach_add_(buffer, eps)
+    torch._foreach_div_(buffer, rect_step_sizes)
+    torch._foreach_reciprocal_(buffer)
+    torch._foreach_add_(buffer, unrect_step_sizes)
+    torch._foreach_addcmul_(params, exp_avgs, buffer)
+
+
 def radam_init(param: torch.Tensor) -> dict:
     """State of RAdam for one tensor, as torch creates it: ``step`` 0 and zero moments on the
     parameter's device and dtype."""
@@ -139,8 +184,9 @@ def radam_step(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, wei
 class RAdam(RuleOptimizer):
     """RAdam; a drop-in for ``torch.optim.RAdam`` whose rule is :func:`radam_step`.
 
-    Every torch option is accepted. ``foreach`` is ignored: the one-tensor rule is always used
-    (torch's multi-tensor path computes the same rule, rounded slightly differently).
+    Every torch option is accepted. ``foreach=None`` picks the multi-tensor path where torch
+    picks its own (CUDA); ``True``/``False`` force it. Each path matches torch's namesake path;
+    the two compute the same rule, rounded slightly differently (as torch's do).
     ``capturable`` and ``differentiable`` are accepted in their default, ``False``, position
     only, so that torch's keyword arguments and state dicts carry over.
 
@@ -152,6 +198,8 @@ class RAdam(RuleOptimizer):
         >>> w.detach()
         tensor([0.8000, 0.8000, 0.8000])
     """
+
+    has_foreach = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False,
@@ -174,8 +222,18 @@ class RAdam(RuleOptimizer):
     def _init_state(self, param, group):
         return radam_init(param)
 
-    def _update(self, param, grad, state, group):
+    @staticmethod
+    def _hp(group):
         beta1, beta2 = group["betas"]
-        _radam_(param, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-                weight_decay=group["weight_decay"], decoupled=group["decoupled_weight_decay"],
-                maximize=group["maximize"])
+        return dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                    weight_decay=group["weight_decay"], decoupled=group["decoupled_weight_decay"],
+                    maximize=group["maximize"])
+
+    def _update(self, param, grad, state, group):
+        _radam_(param, grad, state, **self._hp(group))
+
+    def _update_many(self, params, grads, states, group):
+        hp = self._hp(group)
+        for idx in by_device_and_dtype(params):
+            _radam_many_([params[i] for i in idx], [grads[i] for i in idx],
+                         [states[i] for i in idx], **hp)
