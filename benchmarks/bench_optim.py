@@ -8,9 +8,9 @@ On about 1M float32 parameters split into 4 and into 100 tensors:
   against ``lion_pytorch.Lion`` and ScheduleFreeAdamW against ``schedulefree.AdamWScheduleFree``
   (in training mode; its default is the multi-tensor path, on CPU too), where those packages are
   installed.
-* fast path, for Adam, AdamW, SGD with momentum 0.9 and RMSprop: ``foreach=True`` on both sides.
-  Where nnbolts has no multi-tensor kernel for a rule the table says so instead of timing the
-  one-tensor loop under that name.
+* fast path, for Adam, AdamW, SGD with momentum 0.9, RMSprop, Adamax, RAdam and ASGD:
+  ``foreach=True`` on both sides. Where nnbolts has no multi-tensor kernel for a rule the table
+  says so instead of timing the one-tensor loop under that name.
 
 Parameter layouts follow the rule: vectors for most; matrices for Adafactor (which factors
 them) and Muon (matrices only; a sixteenth of the parameters, since each step orthogonalises
@@ -84,9 +84,9 @@ CASES = [
     Case("Adagrad", "Adagrad", torch.optim.Adagrad, dict(lr=1e-2)),
     Case("Adadelta", "Adadelta", torch.optim.Adadelta, dict(lr=1.0)),
     Case("NAdam", "NAdam", torch.optim.NAdam, dict(lr=2e-3)),
-    Case("Adamax", "Adamax", torch.optim.Adamax, dict(lr=2e-3)),
-    Case("RAdam", "RAdam", torch.optim.RAdam, dict(lr=1e-3)),
-    Case("ASGD", "ASGD", torch.optim.ASGD, dict(lr=1e-2, t0=0)),
+    Case("Adamax", "Adamax", torch.optim.Adamax, dict(lr=2e-3), fast_path=True),
+    Case("RAdam", "RAdam", torch.optim.RAdam, dict(lr=1e-3), fast_path=True),
+    Case("ASGD", "ASGD", torch.optim.ASGD, dict(lr=1e-2, t0=0), fast_path=True),
     Case("Rprop", "Rprop", torch.optim.Rprop, dict(lr=1e-2)),
     Case("Adafactor", "Adafactor", getattr(torch.optim, "Adafactor", None), dict(lr=1e-2),
          layout="matrix"),
