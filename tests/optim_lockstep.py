@@ -85,7 +85,7 @@ def through_bytes(state_dict):
     return torch.load(buffer, weights_only=True)
 
 
-def state_dict_handover(ours_cls, torch_cls, kwargs, params, grad_fn, *, steps=100, exact=True):
+def state_dict_handover(ours_cls, torch_cls, kwargs, params, grad_fn, *, steps=50, exact=True):
     """Train ``steps`` with one library, load its state dict into the other, train ``steps``
     more, in both directions; both continued runs must match an uninterrupted torch run."""
 

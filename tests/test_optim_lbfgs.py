@@ -49,7 +49,7 @@ def same_values(a, b, exact, dtype, where):
         assert a == b if exact else a == pytest.approx(b, rel=1e-5), where
 
 
-def compare(kwargs, dtype, device, steps=8):
+def compare(kwargs, dtype, device, steps=6):
     exact = torch.device(device).type == "cpu"
     p_ours, p_theirs = make_params(dtype, device), make_params(dtype, device)
     ours, theirs = LBFGS(p_ours, **kwargs), torch.optim.LBFGS(p_theirs, **kwargs)
@@ -76,7 +76,7 @@ BUDGETS = {"default": {}, "short": dict(max_iter=4, max_eval=6)}
 
 @pytest.mark.parametrize("point", GRID, ids=kwargs_id)
 def test_lbfgs_matches_torch(point, dtype, device):
-    """Eight calls of ``step(closure)``, each up to ``max_iter`` iterations: the same losses,
+    """Six calls of ``step(closure)``, each up to ``max_iter`` iterations: the same losses,
     parameters and state as torch's, bit for bit on the CPU (the same operations in the same
     order, including the line search's Python-float and 0-d tensor arithmetic)."""
     kwargs = dict(lr=0.5, line_search_fn=point["line_search_fn"],
