@@ -70,7 +70,8 @@ def test_bfloat16_momentum_buffer_is_not_normalised_in_place():
     """The one deliberate difference from torch 2.13: for a bfloat16 parameter with
     ``nesterov=False``, torch's ``grad.bfloat16()`` returns the momentum buffer itself, which
     the iteration then divides by its norm in place, so torch's buffer no longer holds the
-    average of gradients. Ours copies. (If this test fails on torch's side, torch fixed it.)"""
+    average of gradients. Ours copies, as pytorch/pytorch#194664 proposes. (If this test fails
+    on torch's side, torch has fixed it: then drop the test and the note in muon.py.)"""
     g = torch.tensor([[3.0, 0.0], [0.0, 4.0]], dtype=torch.bfloat16)
     ours_p = torch.zeros(2, 2, dtype=torch.bfloat16, requires_grad=True)
     theirs_p = torch.zeros(2, 2, dtype=torch.bfloat16, requires_grad=True)

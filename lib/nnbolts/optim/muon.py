@@ -65,7 +65,8 @@ def _newton_schulz(matrix, ns_coefficients, ns_steps, eps):
 
     One deliberate difference: torch's ``grad.bfloat16()`` returns the input itself when it is
     already bfloat16, so torch normalises a bfloat16 momentum buffer in place (with
-    ``nesterov=False``); this copy never writes into its input."""
+    ``nesterov=False``); this copy never writes into its input (the fix proposed in
+    pytorch/pytorch#194664)."""
     a, b, c = ns_coefficients
     x = matrix.bfloat16()
     if x is matrix:
