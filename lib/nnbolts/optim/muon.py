@@ -197,7 +197,9 @@ class Muon(RuleOptimizer):
 
     Every parameter must be 2-D, as in torch (checked also for groups added later). Train
     biases, embeddings and the output layer with another optimizer, such as
-    :class:`~nnbolts.optim.AdamW`.
+    :class:`~nnbolts.optim.AdamW`. Trajectories equal torch's bit for bit, with one deliberate
+    exception: torch 2.13 normalises a bfloat16 parameter's momentum buffer in place when
+    ``nesterov=False`` (pytorch/pytorch#194664); nnbolts keeps the buffer an average.
 
     Example::
 
