@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import nnbolts.optim
 from nnbolts.landscapes import (
     LANDSCAPES,
     QUARTIC_GLOBAL_MIN,
@@ -299,3 +300,11 @@ def test_with_nnbolts_optimizer_and_schedule():
     run = descend("quartic", torch.optim.SGD, [5.0], 4, lr=1.0,
                   schedule=schedules.exponential(0.1, 0.5))
     assert run.lrs.tolist() == pytest.approx([0.1, 0.05, 0.025, 0.0125])
+
+
+def test_descend_gives_any_closure_optimizer_its_closure():
+    # nnbolts' LBFGS is not a subclass of torch's: the closure is read from step's signature.
+    runs = [descend("rosenbrock", cls, [-1.0, 1.0], 5, lr=1, line_search_fn="strong_wolfe")
+            for cls in (torch.optim.LBFGS, nnbolts.optim.LBFGS)]
+    assert runs[0].losses[-1] < 1e-8  # Rosenbrock's valley crossed in two outer steps
+    assert torch.equal(runs[0].xs, runs[1].xs)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from ._checks import check_choice, check_floating, check_int, check_number
+from .optim._base import needs_closure
 
 __all__ = [
     "Landscape",
@@ -462,7 +463,8 @@ def descend(
             point and returns it with ``diverged=True`` — the book plots such runs;
             ``"raise"`` raises ``FloatingPointError`` instead.
 
-    ``torch.optim.LBFGS`` is given a closure, as it requires.
+    An optimizer whose ``step`` requires a closure (``torch.optim.LBFGS``,
+    :class:`nnbolts.optim.LBFGS`) is given one.
 
     Example — the lesson of book/gradient_descent.md::
 
@@ -479,7 +481,7 @@ def descend(
     x = _start_point(landscape, x0, dtype, device)
     opt = _make_optimizer(optimizer, [x], optimizer_kwargs)
     lr_of_step, scheduler = _make_schedule(schedule, opt)
-    needs_closure = isinstance(opt, torch.optim.LBFGS)
+    uses_closure = needs_closure(opt)
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
@@ -501,7 +503,7 @@ def descend(
             diverged = True
             break
         lrs.append(float(opt.param_groups[0]["lr"]))
-        if needs_closure:
+        if uses_closure:
             opt.step(closure)
         else:
             opt.step()

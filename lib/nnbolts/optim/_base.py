@@ -29,6 +29,7 @@ refuses it with torch's message; with ``foreach=None`` both fall back to the one
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -224,3 +225,19 @@ class RuleOptimizer(torch.optim.Optimizer):
             if isinstance(step, torch.Tensor):
                 # torch keeps a float32 tensor; the count is exact below 2**24 steps
                 state["step"] = int(step.item())
+
+
+def needs_closure(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer.step`` must be given a closure that re-evaluates the loss
+    (``torch.optim.LBFGS``, :class:`nnbolts.optim.LBFGS`): its ``closure`` parameter has no
+    default. Read from the signature, not the class, so any such optimizer is recognised.
+    ``nnbolts.train.fit`` and ``nnbolts.landscapes.descend`` call ``step(closure)`` for these.
+
+    Explained in: book/optimizers.md.
+    """
+    try:
+        parameters = inspect.signature(optimizer.step).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: the usual step()
+        return False
+    closure = parameters.get("closure")
+    return closure is not None and closure.default is inspect.Parameter.empty

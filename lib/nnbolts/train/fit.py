@@ -7,7 +7,6 @@ Explained in: book/minibatch.md, book/optimizers.md
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from .._checks import check_choice, check_int, check_number, check_tensor
 from ..data import minibatches, num_batches
+from ..optim._base import needs_closure
 from .checkpoint import load_checkpoint, save_checkpoint
 from .early_stopping import EarlyStopping, _unwrap
 from .history import History
@@ -112,17 +112,6 @@ def _set_lr(optimizer: torch.optim.Optimizer, lr) -> None:
     check_number("learning rate", lr, low=0.0)
     for group in optimizer.param_groups:
         group["lr"] = lr
-
-
-def _needs_closure(optimizer: torch.optim.Optimizer) -> bool:
-    """Whether ``optimizer.step`` must be given a closure (``torch.optim.LBFGS``,
-    ``nnbolts.optim.LBFGS``, ...): its ``closure`` parameter has no default."""
-    try:
-        parameters = inspect.signature(optimizer.step).parameters
-    except (TypeError, ValueError):  # a builtin without a signature: the usual step()
-        return False
-    closure = parameters.get("closure")
-    return closure is not None and closure.default is inspect.Parameter.empty
 
 
 def _has_modes(optimizer: torch.optim.Optimizer) -> bool:
@@ -445,7 +434,7 @@ def fit(
         )
     if generator is None:
         generator = _default_generator(X.device, distributed)
-    uses_closure, modes = _needs_closure(optimizer), _has_modes(optimizer)
+    uses_closure, modes = needs_closure(optimizer), _has_modes(optimizer)
 
     # --- start or resume ---------------------------------------------------------------------
     history = History()
