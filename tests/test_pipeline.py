@@ -148,6 +148,24 @@ def test_each_cheater_is_flagged_and_loses_marks(run, student):
             assert value[0] < value[1], f"{student} got full marks on {assignment}"
 
 
+EXPECTED_SCORES = Path(__file__).with_name("demo_expected_scores.csv")
+
+
+def expected_demo_scores() -> dict[tuple[str, str], tuple[float, float]]:
+    """``{(student, assignment): (score, max_score)}`` from tests/demo_expected_scores.csv."""
+    with open(EXPECTED_SCORES, newline="") as fh:
+        rows = csv.DictReader(line for line in fh if not line.startswith("#"))
+        return {(r["student"], r["assignment"]): (float(r["score"]), float(r["max_score"]))
+                for r in rows}
+
+
+def test_demo_scores_match_the_committed_table(run):
+    # every demo student x assignment, exactly as committed before the engine is redesigned
+    got = {(s, a): tuple(v) for s, row in run["report"]["scores"].items()
+           for a, v in row.items() if v is not None}
+    assert got == expected_demo_scores()
+
+
 def test_grading_continues_after_crash_timeout_and_corrupt_file(run):
     # the broken submissions are graded (cells that ran keep their points) ...
     assert _score(run, "crash", "01-activations")[0] > 0
