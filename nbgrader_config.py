@@ -41,6 +41,11 @@ c.GradingPipeline.submission_timeout = 300  # wall-clock seconds for one noteboo
 c.GradingPipeline.memory_limit_mb = 4096  # RLIMIT_AS of the kernel (RLIMIT_DATA on CUDA machines)
 c.GradingPipeline.file_size_limit_mb = 64  # RLIMIT_FSIZE: the largest file student code may write
 c.GradingPipeline.kernel_threads = 1  # OMP/MKL threads per kernel: jobs run side by side
+# The intake (grading/intake.py), which reads the submissions folder as students left it: links are
+# never followed and FIFOs and devices never opened whatever these say.
+c.GradingPipeline.intake_max_file_mb = 20  # a submitted file larger than this is not copied
+c.GradingPipeline.intake_max_files = 50  # files copied from one <student>/<assignment> folder
+c.GradingPipeline.audit_max_chars = 200_000  # code characters per notebook the static audit reads
 # Imported when each kernel starts, before the first cell: nnbolts.grading captures the genuine
 # torch/numpy/builtin comparison functions at import, so a patch made by student code is seen.
 c.GradingPipeline.kernel_preload = ["nnbolts.grading"]

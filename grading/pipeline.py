@@ -62,11 +62,10 @@ from pathlib import Path
 
 import nbformat
 
-from grading import course, feedback, integrity
+from grading import course, feedback, intake, integrity
 from grading.execute import Limits, Zygote, execute
 
 DEMO_SUBMISSIONS = course.REPO / "grading" / "demo_submissions"
-STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*$")
 WORK = ".pipeline"  # the pipeline's own folder inside the course root
 
 log = course.log
@@ -105,37 +104,17 @@ def generate(config, assignment_ids: list[str]) -> None:
     course.generate(config, assignment_ids)
 
 
-def collect(config, submissions: Path, assignment_ids: list[str]) -> tuple[list[Job], list[str]]:
-    """Copy the submissions into the course; one :class:`Job` per submitted notebook."""
-    root = course.course_root(config)
-    submitted = root / "submitted"
-    jobs, skipped = [], []
-    for student_dir in sorted(p for p in submissions.iterdir() if p.is_dir()):
-        student = student_dir.name
-        if student.startswith("."):
-            continue
-        if not STUDENT_ID.match(student):
-            skipped.append(f"{student}: not a valid student id (letters, digits, _ . @ + -)")
-            continue
-        for assignment_dir in sorted(p for p in student_dir.iterdir() if p.is_dir()):
-            assignment = assignment_dir.name
-            if assignment not in assignment_ids:
-                skipped.append(f"{student}/{assignment}: no such assignment")
-                continue
-            dest = submitted / student / assignment
-            if dest.exists():
-                shutil.rmtree(dest)
-            shutil.copytree(assignment_dir, dest, symlinks=False,
-                            ignore=shutil.ignore_patterns(".*"))
-            known = course.release_notebooks(config, assignment)
-            if not any(dest.glob("*.ipynb")):
-                skipped.append(f"{student}/{assignment}: no notebook in the folder")
-            for nb_path in sorted(dest.glob("*.ipynb")):
-                if nb_path.stem not in known:
-                    skipped.append(f"{student}/{assignment}/{nb_path.name}: not part of the "
-                                   "assignment")
-                    continue
-                jobs.append(Job(student, assignment, nb_path.stem, str(nb_path)))
+def collect(config, submissions: Path, assignment_ids: list[str],
+            limits: intake.IntakeLimits | None = None) -> tuple[list[Job], list[str]]:
+    """Copy the submissions into the course (``grading/intake.py``: nothing followed, only
+    regular files within the limits); one :class:`Job` per notebook to grade, and the report's
+    lines about what was not collected."""
+    submitted = course.course_root(config) / "submitted"
+    known = {a: list(course.release_notebooks(config, a)) for a in assignment_ids}
+    entries, skipped = intake.collect(submissions, submitted, known,
+                                      limits or intake.limits(config))
+    jobs = [Job(e.student, e.assignment, e.notebook, e.path, flags=list(e.notes))
+            for e in entries]
     return jobs, skipped
 
 
@@ -156,30 +135,58 @@ def _audit_items(nb, graded: list[str]) -> list[tuple[str, dict]]:
     return items
 
 
-def audit(jobs: list[Job], notebooks: dict, graded: dict, zygote: Zygote | None) -> None:
-    """Static audit of the student's code (``nnbolts.grading.audit_source``); adds flags."""
-    plan = [(job, where, item) for job in jobs if job.executed
-            for where, item in _audit_items(notebooks[job.label], graded[job.label])]
+def audit(jobs: list[Job], notebooks: dict, graded: dict, zygote: Zygote | None,
+          max_chars: int | None = None) -> None:
+    """Static audit of the student's code (``nnbolts.grading.audit_source``); adds flags.
+    At most ``max_chars`` characters of each notebook's code are read (the rest is flagged as
+    not audited); an audit that fails flags its notebooks and grading goes on."""
+    plan = []
+    for job in (j for j in jobs if j.executed):
+        items = _audit_items(notebooks[job.label], graded[job.label])
+        if max_chars is not None:
+            items, left = intake.audit_budget(items, max_chars)
+            if left:
+                job.flags.append(left)
+        plan += [(job, where, item) for where, item in items]
     items = [item for _, _, item in plan]
     if not items:
         return
-    if zygote is not None and zygote.alive:
-        findings = asyncio.run(zygote.audit(items))
-    else:
-        try:
-            from nnbolts.grading import audit_source
-        except ImportError:  # the course library is not installed: nothing to audit with
-            return
-        findings = [audit_source(i["source"], graded=i["graded"]) for i in items]
+    try:
+        if zygote is not None and zygote.alive:
+            findings = asyncio.run(zygote.audit(items))
+        else:
+            try:
+                from nnbolts.grading import audit_source
+            except ImportError:  # the course library is not installed: nothing to audit with
+                return
+            findings = [audit_source(i["source"], graded=i["graded"]) for i in items]
+    except Exception as exc:  # a timeout or a fault of the audit must not stop the grading
+        for job in {id(job): job for job, _, _ in plan}.values():
+            job.flags.append(f"static audit failed ({type(exc).__name__}); not audited")
+        return
+    per_job: dict[int, int] = {}
     for (job, where, _), found in zip(plan, findings):
-        job.flags.extend(f"static audit of {where}: {finding}" for finding in found)
+        for finding in found:
+            per_job[id(job)] = per_job.get(id(job), 0) + 1
+            if per_job[id(job)] <= _MAX_AUDIT_FLAGS:
+                job.flags.append(f"static audit of {where}: {finding}")
+    for job in {id(job): job for job, _, _ in plan}.values():
+        if per_job.get(id(job), 0) > _MAX_AUDIT_FLAGS:
+            job.flags.append(f"static audit: {per_job[id(job)] - _MAX_AUDIT_FLAGS} more "
+                             "findings not listed")
 
 
-def prepare(config, jobs: list[Job]) -> tuple[dict, dict]:
-    """Phase a: restore every notebook against the gradebook.
+_MAX_AUDIT_FLAGS = 20  # findings listed per notebook
+
+
+def prepare(config, jobs: list[Job],
+            limits: intake.IntakeLimits | None = None) -> tuple[dict, dict]:
+    """Phase a: read (``grading/intake.py``) and restore every notebook against the gradebook;
+    one that could not be collected or read is graded as the blank release, flagged.
 
     Returns ``{label: notebook}`` and ``{label: names of the graded functions}``.
     """
+    limits = limits or intake.limits(config)
     from nbgrader.api import Gradebook
 
     prepared, graded = {}, {}
@@ -192,14 +199,19 @@ def prepare(config, jobs: list[Job]) -> tuple[dict, dict]:
                 references[key] = integrity.load_reference(gb, job.assignment, job.notebook,
                                                            release)
             ref = references[key]
+            if not job.path:  # not collected: the reason is in its flags
+                prepared[job.label] = integrity.blank_submission(ref, "the submitted file could "
+                                                                 "not be collected")
+                continue
             try:
-                nb = integrity.read_submission(job.path)
-                result = integrity.prepare(nb, ref)
+                result, repairs = intake.restore(job.path, ref, limits.max_file_bytes,
+                                                 integrity.prepare)
             except ValueError as exc:
                 job.flags.append(f"{exc}; graded as a blank notebook")
                 prepared[job.label] = integrity.blank_submission(ref, "the submitted file could "
                                                                  "not be read")
                 continue
+            job.flags.extend(repairs)
             for issue in result.issues:
                 job.flags.append(issue.text + (" (scores 0)" if issue.zeroed else ""))
             job.executed = True
@@ -342,7 +354,7 @@ async def _execute_one(job: Job, nb, limits: Limits, work: Path, quiet: bool,
     job.sandbox = outcome.sandboxed
     job.events.extend(outcome.events)
     if not quiet:
-        print(f"  {job.label:<58} {outcome.seconds:5.1f} s", flush=True)
+        print(f"  {intake.shown_text(job.label):<58} {outcome.seconds:5.1f} s", flush=True)
 
 
 def _write_executed(job: Job, nb, executed_dir: Path) -> None:
@@ -518,7 +530,7 @@ def grade(args) -> int:
     root = course.course_root(config)
     root.mkdir(parents=True, exist_ok=True)
     available = course.assignments()
-    wanted = sorted({p.name for p in submissions.glob("*/*") if p.is_dir()} & set(available))
+    wanted = sorted(intake.assignment_names(submissions) & set(available))
     assignment_ids = args.assignments.split(",") if args.assignments else wanted
     unknown = sorted(set(assignment_ids) - set(available))
     if unknown:
@@ -550,7 +562,8 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
     generate(config, assignment_ids)
     t_generate = time.monotonic() - t0
 
-    jobs, skipped = collect(config, submissions, assignment_ids)
+    intake_limits = intake.limits(config, args)
+    jobs, skipped = collect(config, submissions, assignment_ids, intake_limits)
     students = sorted({job.student for job in jobs})
     if not jobs:
         print(f"nothing to grade in {submissions}", *skipped, sep="\n  ")
@@ -558,15 +571,16 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
     print(f"Grading {len(jobs)} notebooks of {len(students)} students "
           f"({', '.join(assignment_ids)}) with {args.jobs} job(s); limits: "
           f"{limits.cell_timeout:g} s per cell, {limits.submission_timeout:g} s per notebook, "
-          f"{(limits.memory_bytes or 0) // 2**20} MiB per kernel", flush=True)
+          f"{(limits.memory_bytes or 0) // 2**20} MiB per kernel; intake: "
+          f"{intake_limits.described}", flush=True)
 
     t0 = time.monotonic()
-    notebooks, graded = prepare(config, jobs)
+    notebooks, graded = prepare(config, jobs, intake_limits)
     if zygote is not None and not zygote.wait_ready(limits.startup_timeout):
         print("the kernel zygote did not start; starting every kernel from scratch",
               file=sys.stderr)
         zygote = None
-    audit(jobs, notebooks, graded, zygote)
+    audit(jobs, notebooks, graded, zygote, intake_limits.audit_max_chars)
     t_prepare = time.monotonic() - t0
 
     stage = asyncio.run(_grade_stage(config, jobs, notebooks, limits, args.jobs, students,
@@ -602,7 +616,8 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
 
 def print_report(report: dict) -> None:
     assignments = report["assignments"]
-    width = max([len("student")] + [len(s) for s in report["students"]])
+    shown = intake.shown
+    width = max([len("student")] + [len(shown(s)) for s in report["students"]])
     print()
     print("Scores")
     print("  " + "student".ljust(width) + "".join(f"  {a:>16}" for a in assignments)
@@ -617,16 +632,20 @@ def print_report(report: dict) -> None:
             else:
                 got, out_of = got + value[0], out_of + value[1]
                 cells.append(f"  {f'{value[0]:g}/{value[1]:g}':>16}")
-        print("  " + student.ljust(width) + "".join(cells) + f"  {f'{got:g}/{out_of:g}':>12}")
+        print("  " + shown(student).ljust(width) + "".join(cells)
+              + f"  {f'{got:g}/{out_of:g}':>12}")
     flagged = [s for s in report["submissions"] if s["flags"]]
     print()
     print(f"Flagged submissions: {len(flagged)}")
     for sub in flagged:
-        print(f"  {sub['student']}/{sub['assignment']}/{sub['notebook']}")
+        print(f"  {shown(sub['student'])}/{shown(sub['assignment'])}/{shown(sub['notebook'])}")
         for flag in sub["flags"]:
-            print(f"      - {flag}")
+            print(f"      - {intake.shown_text(flag)}")
+    if report["skipped"]:
+        print()
+        print(f"Not collected or not graded: {len(report['skipped'])}")
     for item in report["skipped"]:
-        print(f"  skipped: {item}")
+        print(f"  - {intake.shown_text(item)}")
     t = report["timings"]
     sandboxes = sorted({s["sandbox"] for s in report["submissions"] if s["sandbox"]})
     print()
@@ -668,12 +687,22 @@ def main(argv=None) -> int:
     gr.add_argument("--cell-timeout", type=float, default=None)
     gr.add_argument("--submission-timeout", type=float, default=None)
     gr.add_argument("--memory-limit-mb", type=int, default=None)
+    gr.add_argument("--max-file-mb", type=float, default=None,
+                    help="collect: largest file copied (default: nbgrader_config.py)")
+    gr.add_argument("--max-files", type=int, default=None,
+                    help="collect: files copied per assignment folder (default: "
+                         "nbgrader_config.py)")
+    gr.add_argument("--audit-max-chars", type=int, default=None,
+                    help="static audit: characters of code read per notebook (default: "
+                         "nbgrader_config.py)")
     gr.add_argument("--quiet", action="store_true", help="no line per notebook")
     args = parser.parse_args(argv)
     if args.command == "grade" and args.submissions is None:
         args.submissions = str(DEMO_SUBMISSIONS)
         args.course_dir = args.course_dir or str(course.DEFAULT_COURSE / "demo")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # log lines name students' files: escaped
+        handler.setFormatter(intake.EscapingFormatter("%(levelname)s: %(message)s"))
     return exercises(args) if args.command == "exercises" else grade(args)
 
 
