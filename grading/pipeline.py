@@ -13,7 +13,9 @@ registered from the folder names. The steps:
 
 1. **generate** -- ``solutions/*.md`` to the course's ``source/``, ``nbgrader generate_assignment``
    (the gradebook learns every cell, its checksum and its points);
-2. **collect** -- the submissions are copied to ``<course>/submitted/`` (kept as received);
+2. **collect** -- the submissions are copied to ``<course>/submitted/`` by the intake
+   (``grading/intake.py``: no link followed, no FIFO or device opened, only regular files
+   within the limits; every folder or file not taken is reported, every name escaped);
 3. **autograde**, in three phases so that only one process ever writes the gradebook:
    a. *prepare* (serial): every notebook is read and restored against the gradebook
       (``grading/integrity.py``: deleted, stripped or edited test cells score 0 and are flagged;
@@ -442,7 +444,9 @@ def _feedback_one(config, assignment: str, student: str, public: str) -> None:
 
     coursedir = course.course_directory(config, assignment, student)
     coursedir.autograded_directory = public
-    converter = GenerateFeedback(coursedir=coursedir, config=config, log=log)
+    # the safe template: no student script runs, MathJax inline, nothing fetched, lines wrap
+    converter = GenerateFeedback(coursedir=coursedir, config=feedback.converter_config(config),
+                                 log=log)
     converter.force = True
     converter.start()
 
@@ -643,7 +647,8 @@ def print_report(report: dict) -> None:
             print(f"      - {intake.shown_text(flag)}")
     if report["skipped"]:
         print()
-        print(f"Not collected or not graded: {len(report['skipped'])}")
+        print(f"Intake notes: {len(report['skipped'])} (what was not collected or not graded, "
+              "and ids mapped)")
     for item in report["skipped"]:
         print(f"  - {intake.shown_text(item)}")
     t = report["timings"]

@@ -18,11 +18,13 @@ import csv
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import unicodedata
 from pathlib import Path
@@ -622,13 +624,16 @@ def _expected(student: str, assignment: str = A1) -> float:
                     if (r["student"], r["assignment"]) == (student, assignment))
 
 
-def test_the_pipeline_grades_a_class_of_attackers(tmp_path):
+def test_the_pipeline_grades_a_class_of_attackers(tmp_path, request):
     """One honest demo student and attackers, through every step with real kernels; the
     fuzzed submissions that the intake grades as blank ride along (no kernel for them)."""
     subs = tmp_path / "subs"
     folder = _folder(subs, "correct")
     (folder / "activations.ipynb").write_bytes(demo_notebook("correct").read_bytes())
-    config = course.load_config(tmp_path / "course")  # for the source folder's path only
+    # a short course path: the kernels' IPC sockets live under it (at most 107 bytes)
+    course_dir = Path(tempfile.mkdtemp(prefix="intake-", dir="/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(course_dir, ignore_errors=True))
+    config = course.load_config(course_dir)  # for the source folder's path only
     attacks = {"folder_link_to_source": "mallory_source", "fifo": "mallory_fifo",
                "list_grade_id_solution": "mallory_grade_id", "link_to_dev_zero": "mallory_zero",
                "lone_surrogate_markdown": "mallory_surrogate", "bad_timestamp": "mallory_stamp",
@@ -652,13 +657,13 @@ def test_the_pipeline_grades_a_class_of_attackers(tmp_path):
     t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "grading.pipeline", "grade", "--submissions", str(subs),
-         "--jobs", "2", "--course-dir", str(tmp_path / "course"), "--assignments", A1,
+         "--jobs", "2", "--course-dir", str(course_dir), "--assignments", A1,
          "--grades-csv", str(tmp_path / "grades.csv"), "--cell-timeout", "10",
          "--submission-timeout", "60", "--quiet"],
         cwd=ROOT, capture_output=True, text=True, timeout=400)
     seconds = time.monotonic() - t0
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    report = json.loads((tmp_path / "course" / ".pipeline" / "report.json").read_text())
+    report = json.loads((course_dir / ".pipeline" / "report.json").read_text())
     scores = {s: row[A1][0] for s, row in report["scores"].items() if row[A1]}
     assert scores["correct"] == _expected("correct")  # as in the class without attackers
     assert scores["zoë"] == _expected("partial")
