@@ -585,17 +585,22 @@ def restore(path: str, ref, max_bytes: int, prepare):
                               "reset, keeping each cell's source, nbgrader metadata and tags"]
 
 
+_CELL_COST = 100
+
+
 def audit_budget(items: list[tuple[str, dict]], max_chars: int) -> tuple[list, str]:
     """The code cells the static audit reads for one notebook: in order, until ``max_chars``
-    characters; and a flag naming what was left unaudited (empty if nothing was)."""
+    characters (each cell counting at least 100); and a flag naming what was left unaudited
+    (empty if nothing was)."""
     kept, used, left = [], 0, []
     for where, item in items:
-        size = len(item["source"])
-        if used + size <= max_chars:
+        # a cell costs at least _CELL_COST: a million empty cells are bounded too
+        cost = max(len(item["source"]), _CELL_COST)
+        if used + cost <= max_chars:
             kept.append((where, item))
-            used += size
+            used += cost
         else:
-            left.append((where, size))
+            left.append((where, len(item["source"])))
     if not left:
         return kept, ""
     chars = sum(size for _, size in left)
