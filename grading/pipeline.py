@@ -367,7 +367,7 @@ def _write_executed(job: Job, nb, executed_dir: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(dest / f"{job.notebook}.ipynb"))
     stamp = Path(job.path).parent / "timestamp.txt"
-    if stamp.is_file():
+    if job.path and stamp.is_file():  # (no path: not collected, graded blank, no penalty)
         shutil.copyfile(stamp, dest / "timestamp.txt")
 
 

@@ -644,6 +644,7 @@ def test_the_pipeline_grades_a_class_of_attackers(tmp_path, request):
         os.rename(scratch / "mallory", subs / student)
     nfd = unicodedata.normalize("NFD", "zoë")
     (_folder(subs, nfd) / "activations.ipynb").write_bytes(demo_notebook("partial").read_bytes())
+    (_folder(subs, "李雷") / "activations.ipynb").write_bytes(demo_notebook("blank").read_bytes())
     (_folder(subs, "eve" + INJECTION) / "activations.ipynb").write_bytes(
         demo_notebook("correct").read_bytes())
     _folder(subs, ".hidden")
@@ -669,7 +670,7 @@ def test_the_pipeline_grades_a_class_of_attackers(tmp_path, request):
     report = json.loads((course_dir / ".pipeline" / "report.json").read_text())
     scores = {s: row[A1][0] for s, row in report["scores"].items() if row[A1]}
     assert scores["correct"] == _expected("correct")  # as in the class without attackers
-    assert scores["zoë"] == _expected("partial")
+    assert scores["zoë"] == _expected("partial") and scores["李雷"] == _expected("blank")
     for student in ("mallory_grade_id", "mallory_surrogate", "mallory_tags"):
         assert scores[student] <= _expected("partial"), student
     assert scores["mallory_stamp"] <= _expected("partial")
