@@ -444,7 +444,9 @@ def _feedback_one(config, assignment: str, student: str, public: str) -> None:
 
     coursedir = course.course_directory(config, assignment, student)
     coursedir.autograded_directory = public
-    converter = GenerateFeedback(coursedir=coursedir, config=config, log=log)
+    # the safe template: no student script runs, MathJax inline, nothing fetched, lines wrap
+    converter = GenerateFeedback(coursedir=coursedir, config=feedback.converter_config(config),
+                                 log=log)
     converter.force = True
     converter.start()
 
