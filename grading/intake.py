@@ -24,9 +24,9 @@ from being graded:
 * **Names are data.** Student, assignment and file names reach the instructor only through
   :func:`shown` / :func:`shown_text`, which escape every character that could start a new line
   or move the cursor (control, format and separator characters, bidirectional overrides, lone
-  surrogates). Student ids may use letters and digits of any script (``zoë``, ``李雷``: nbgrader's
-  gradebook stores ids as Unicode text); a folder name is graded under its NFC form, and the
-  report says so when that differs.
+  surrogates, the Hangul fillers that show as nothing). Student ids may use letters and digits
+  of any script (``zoë``, ``李雷``: nbgrader's gradebook stores ids as Unicode text); a folder
+  name is graded under its NFC form, and the report says so when that differs.
 
 The limits' defaults are declared once, in ``nbgrader_config.py`` (``GradingPipeline.intake_*``
 and ``audit_max_chars``); ``python -m grading.pipeline grade --max-file-mb --max-files
@@ -53,6 +53,14 @@ from nbformat.v4.nbjson import JSONReader
 # --------------------------------------------------------------------------------------------
 
 
+# letters that show as nothing: a name with one would look like another
+_INVISIBLE_LETTERS = set("\u115f\u1160\u3164\uffa0")
+
+
+def _plain(ch: str) -> bool:
+    return ch.isprintable() and ch not in _INVISIBLE_LETTERS
+
+
 def _escape_char(ch: str) -> str:
     code = ord(ch)
     if code < 0x100:
@@ -64,18 +72,19 @@ def shown_text(text: str) -> str:
     """``text`` on one line: every character that is not printable (newlines, ANSI escapes,
     bidirectional overrides, lone surrogates, ...) written as a ``\\x..``/``\\u..`` escape."""
     text = str(text)
-    if text.isprintable():
+    if text.isprintable() and not _INVISIBLE_LETTERS.intersection(text):
         return text
-    return "".join(ch if ch.isprintable() else _escape_char(ch) for ch in text)
+    return "".join(ch if _plain(ch) else _escape_char(ch) for ch in text)
 
 
 def shown(name: str) -> str:
     """A student, assignment or file name for a report line: as is when it is plain, else as a
     quoted Python literal (``'a\\nb'``), so that it can neither inject a line nor pass for
     another name."""
-    if name and name.isprintable() and not any(ch in name for ch in "'\"\\ ") and len(name) <= 80:
+    if name and all(_plain(ch) and ch not in "'\"\\ " for ch in name) and len(name) <= 80:
         return name
-    return repr(name[:80] + ("..." if len(name) > 80 else ""))
+    return "".join(ch if ch not in _INVISIBLE_LETTERS else _escape_char(ch)
+                   for ch in repr(name[:80] + ("..." if len(name) > 80 else "")))
 
 
 class EscapingFormatter(logging.Formatter):
@@ -101,7 +110,9 @@ def student_id(folder: str) -> tuple[str | None, str]:
         return None, f"not a valid student id (1 to {MAX_ID_LENGTH} characters)"
     for index, ch in enumerate(nfc):
         kind = unicodedata.category(ch)[0]
-        if kind in "LN" or (index and (kind == "M" or ch in _ID_PUNCTUATION)):
+        if ch in _INVISIBLE_LETTERS:
+            pass
+        elif kind in "LN" or (index and (kind == "M" or ch in _ID_PUNCTUATION)):
             continue
         return None, ("not a valid student id (letters and digits of any script, then also "
                       f"_ . @ + -; found {shown(ch)})")
@@ -570,7 +581,12 @@ def restore(path: str, ref, max_bytes: int, prepare):
         data = read_regular(path, None, max_bytes)
     except Refused as exc:
         raise Unreadable(f"unreadable notebook ({exc})") from None
-    raw, repairs = parse(data)
+    try:
+        raw, repairs = parse(data)
+    except Unreadable:
+        raise
+    except Exception as exc:  # a case parse() did not foresee: still this student's alone
+        raise Unreadable(f"unreadable notebook ({type(exc).__name__})") from None
     try:
         return prepare(to_notebook(raw), ref), repairs
     except Exception as first:  # nbformat's ValidationError, or anything the file provokes

@@ -618,6 +618,9 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
     return 0
 
 
+_MAX_FLAGS_SHOWN, _MAX_FLAG_CHARS = 30, 1000  # per notebook, per flag (report.json has all)
+
+
 def print_report(report: dict) -> None:
     assignments = report["assignments"]
     shown = intake.shown
@@ -643,8 +646,10 @@ def print_report(report: dict) -> None:
     print(f"Flagged submissions: {len(flagged)}")
     for sub in flagged:
         print(f"  {shown(sub['student'])}/{shown(sub['assignment'])}/{shown(sub['notebook'])}")
-        for flag in sub["flags"]:
-            print(f"      - {intake.shown_text(flag)}")
+        for flag in sub["flags"][:_MAX_FLAGS_SHOWN]:
+            print(f"      - {intake.shown_text(flag)[:_MAX_FLAG_CHARS]}")
+        if len(sub["flags"]) > _MAX_FLAGS_SHOWN:
+            print(f"      - ... {len(sub['flags']) - _MAX_FLAGS_SHOWN} more in report.json")
     if report["skipped"]:
         print()
         print(f"Intake notes: {len(report['skipped'])} (what was not collected or not graded, "

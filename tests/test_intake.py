@@ -134,6 +134,7 @@ def printable_lines(text: str) -> list[str]:
     lines = text.split("\n")
     for line in lines:
         assert line.isprintable(), repr(line)
+        assert not set(line) & set("\u115f\u1160\u3164\uffa0"), repr(line)  # invisible
     return lines
 
 
@@ -386,6 +387,7 @@ HOSTILE_NAMES = {
     "rtl_override": "eve\u202edetacilpud",
     "line_separator": "eve\u2028CHEATING SUSPECTED",
     "undecodable_byte": os.fsdecode(b"eve\xff"),
+    "invisible_letter": "correct\u3164",  # a Hangul filler: looks like "correct"
 }
 
 
