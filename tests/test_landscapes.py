@@ -308,3 +308,8 @@ def test_descend_gives_any_closure_optimizer_its_closure():
             for cls in (torch.optim.LBFGS, nnbolts.optim.LBFGS)]
     assert runs[0].losses[-1] < 1e-8  # Rosenbrock's valley crossed in two outer steps
     assert torch.equal(runs[0].xs, runs[1].xs)
+
+
+def test_descend_runs_a_schedule_free_optimizer_in_train_mode():
+    run = descend("ill_conditioned", nnbolts.optim.ScheduleFreeAdamW, [1.0, 1.0], 50, lr=0.1)
+    assert not run.diverged and run.losses[-1] < run.losses[0]

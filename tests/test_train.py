@@ -889,8 +889,8 @@ def test_fit_drives_a_closure_optimizer_like_the_hand_written_loop(name):
 
 
 def test_needs_closure_and_has_modes_are_read_from_the_optimizer():
+    from nnbolts.optim import has_modes as _has_modes
     from nnbolts.optim import needs_closure as _needs_closure
-    from nnbolts.train.fit import _has_modes
 
     p = [nn.Parameter(torch.zeros(2))]
     assert _needs_closure(torch.optim.LBFGS(p)) and _needs_closure(nnbolts.optim.LBFGS(p))

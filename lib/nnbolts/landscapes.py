@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from ._checks import check_choice, check_floating, check_int, check_number
-from .optim._base import needs_closure
+from .optim._base import has_modes, needs_closure
 
 __all__ = [
     "Landscape",
@@ -464,7 +464,9 @@ def descend(
             ``"raise"`` raises ``FloatingPointError`` instead.
 
     An optimizer whose ``step`` requires a closure (``torch.optim.LBFGS``,
-    :class:`nnbolts.optim.LBFGS`) is given one.
+    :class:`nnbolts.optim.LBFGS`) is given one; one with training and evaluation weights
+    (:class:`nnbolts.optim.ScheduleFreeAdamW`) is put in ``train()`` mode and the trajectory
+    records its training point.
 
     Example — the lesson of book/gradient_descent.md::
 
@@ -482,6 +484,8 @@ def descend(
     opt = _make_optimizer(optimizer, [x], optimizer_kwargs)
     lr_of_step, scheduler = _make_schedule(schedule, opt)
     uses_closure = needs_closure(opt)
+    if has_modes(opt):  # schedule-free: step at the training point y (x is its eval())
+        opt.train()
 
     def closure() -> torch.Tensor:
         opt.zero_grad()

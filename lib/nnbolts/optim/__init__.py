@@ -4,7 +4,7 @@
 Explained in: book/optimizers.md.
 """
 
-from ._base import RuleOptimizer, needs_closure
+from ._base import RuleOptimizer, has_modes, needs_closure
 from .adabound import AdaBound, adabound_bounds, adabound_init, adabound_step
 from .adadelta import Adadelta, adadelta_init, adadelta_step
 from .adafactor import Adafactor, adafactor_init, adafactor_step
@@ -30,7 +30,7 @@ from .sgd import SGD, SGDVelocity, sgd_init, sgd_step, sgd_velocity_init, sgd_ve
 from .sparse_adam import SparseAdam, sparse_adam_init, sparse_adam_step
 
 __all__ = [
-    "RuleOptimizer", "needs_closure",
+    "RuleOptimizer", "needs_closure", "has_modes",
     "SGD", "sgd_init", "sgd_step",
     "SGDVelocity", "sgd_velocity_init", "sgd_velocity_step",
     "Adagrad", "adagrad_init", "adagrad_step",

@@ -241,3 +241,15 @@ def needs_closure(optimizer: torch.optim.Optimizer) -> bool:
         return False
     closure = parameters.get("closure")
     return closure is not None and closure.default is inspect.Parameter.empty
+
+
+def has_modes(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether the optimizer keeps separate training and evaluation weights, switched by its
+    ``train()`` and ``eval()`` methods (schedule-free optimizers: :class:`nnbolts.optim.
+    ScheduleFreeAdamW`, the ``schedulefree`` package's). ``torch.optim.Optimizer`` has neither
+    method. ``nnbolts.train.fit`` and ``nnbolts.landscapes.descend`` switch such an optimizer to
+    ``train()`` before stepping.
+
+    Explained in: book/optimizers.md.
+    """
+    return all(callable(getattr(optimizer, name, None)) for name in ("train", "eval"))

@@ -158,7 +158,7 @@ def radam_step(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, wei
 
     Early on, the variance of Adam's adaptive rate :math:`\sqrt{1-\beta_2^t}/\sqrt{v}` is large
     (it rests on few gradients); RAdam takes momentum-SGD steps until the approximated moving
-    average is long enough (:math:`\ell_t > 5`, the first six steps with :math:`\beta_2 = 0.999`),
+    average is long enough (:math:`\ell_t > 5`; with :math:`\beta_2 = 0.999`, steps 1 to 5),
     then scales the adaptive step by :math:`r_t`, which grows towards 1. It acts as a built-in
     warmup. :math:`\epsilon` is added to :math:`\sqrt{v}` before the bias correction, as in torch.
 

@@ -18,7 +18,7 @@ from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from .._checks import check_choice, check_int, check_number, check_tensor
 from ..data import minibatches, num_batches
-from ..optim._base import needs_closure
+from ..optim._base import has_modes, needs_closure
 from .checkpoint import load_checkpoint, save_checkpoint
 from .early_stopping import EarlyStopping, _unwrap
 from .history import History
@@ -112,15 +112,6 @@ def _set_lr(optimizer: torch.optim.Optimizer, lr) -> None:
     check_number("learning rate", lr, low=0.0)
     for group in optimizer.param_groups:
         group["lr"] = lr
-
-
-def _has_modes(optimizer: torch.optim.Optimizer) -> bool:
-    """Whether the optimizer keeps separate training and evaluation weights, switched by its
-    ``train()`` and ``eval()`` methods (schedule-free optimizers: nnbolts' ScheduleFreeAdamW,
-    the ``schedulefree`` package's). ``torch.optim.Optimizer`` has neither method."""
-    return callable(getattr(optimizer, "train", None)) and callable(
-        getattr(optimizer, "eval", None)
-    )
 
 
 def _closure_step(model, loss_fn, optimizer, xb, yb):
@@ -434,7 +425,7 @@ def fit(
         )
     if generator is None:
         generator = _default_generator(X.device, distributed)
-    uses_closure, modes = needs_closure(optimizer), _has_modes(optimizer)
+    uses_closure, modes = needs_closure(optimizer), has_modes(optimizer)
 
     # --- start or resume ---------------------------------------------------------------------
     history = History()
