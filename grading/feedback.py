@@ -104,8 +104,60 @@ def _scrub(text: str, secrets: list[str]) -> str:
 
 def sanitize(nb: NotebookNode) -> NotebookNode:
     """Sanitize an autograded notebook in place for feedback; see the module docstring."""
+    _normalize(nb)
     _strip_secrets(nb)
     return make_safe(nb)
+
+
+def _normalize(nb: NotebookNode) -> None:
+    """Give every field the type nbformat says it has (a hand-edited file may not), so that
+    nothing below or in the template fails on one student's notebook."""
+    if not isinstance(nb.get("metadata"), dict):
+        nb.metadata = NotebookNode()
+    if not isinstance(nb.get("cells"), list):
+        nb.cells = []
+    nb.cells = [c for c in nb.cells if isinstance(c, dict)]
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    for key in set(nb) - {"cells", "metadata", "nbformat", "nbformat_minor"}:
+        del nb[key]
+    for i, cell in enumerate(nb.cells):
+        if not isinstance(cell.get("id"), str) or not _CELL_ID.fullmatch(cell.id):
+            cell.id = f"cell-{i}"
+        # the metadata the template reads, with nbformat's types; the rest is dropped
+        meta = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
+        cell.metadata = NotebookNode()
+        if isinstance(meta.get("nbgrader"), dict):
+            cell.metadata.nbgrader = meta["nbgrader"]
+        tags = meta.get("tags")
+        if isinstance(tags, list) and all(isinstance(t, str) and "," not in t for t in tags):
+            cell.metadata.tags = tags
+        cell.source = _as_text(cell.get("source", ""))
+        if not isinstance(cell.get("cell_type"), str):
+            cell.cell_type = "raw"
+        if cell.cell_type != "code":
+            continue
+        outs = cell.get("outputs")
+        cell.outputs = [o for o in outs if isinstance(o, dict)] if isinstance(outs, list) else []
+        for out in cell.outputs:
+            if not isinstance(out.get("output_type"), str):
+                out.output_type = ""
+            if isinstance(out.get("data"), dict):
+                for mime, value in list(out.data.items()):
+                    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                        out.data[mime] = "".join(value)
+            for key in ("text", "ename", "evalue"):
+                if key in out:
+                    out[key] = _as_text(out[key])
+            if "traceback" in out:
+                lines = out["traceback"]
+                out["traceback"] = ([_as_text(x) for x in lines] if isinstance(lines, list)
+                                    else [_as_text(lines)])
+            if "data" in out and not isinstance(out["data"], dict):
+                out["data"] = {}
+            if out.get("output_type") == "error":
+                out.setdefault("ename", "")
+                out.setdefault("evalue", "")
+                out.setdefault("traceback", [])
 
 
 def _strip_secrets(nb: NotebookNode) -> None:
@@ -156,6 +208,7 @@ _MAX_GRADED = 200
 
 SAFE_MIMES = ("text/plain", "image/png", "image/jpeg", "image/svg+xml")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+_CELL_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 _GRADE_ID = re.compile(r"[A-Za-z0-9_\-]{1,200}")
 _PARTIAL_ANSI = re.compile(r"\x1b[^A-Za-z]*$")
 _MATH = re.compile(r"\$|\\\(|\\\[|\\begin\{")
@@ -258,8 +311,10 @@ def _safe_bundle(out, budget: _Budget, floor: int):
         kept["text/plain"] = budget.take(_as_text(data["text/plain"]), floor)
     elif not kept:
         dropped = [m for m in data if m not in SAFE_MIMES]
-        if dropped:
-            text = f"[{dropped[0]} output, shown as text]\n" + _as_text(data[dropped[0]])
+        if dropped and isinstance(data[dropped[0]], str):
+            text = f"[{dropped[0]} output, shown as text]\n" + data[dropped[0]]
+        elif dropped:  # JSON: not scrubbed of hidden-test lines line by line, so not shown
+            text = f"[{dropped[0]} output: not shown in feedback]"
         else:
             text = "[an output with no data]"
         kept["text/plain"] = budget.take(text, floor)
@@ -267,8 +322,8 @@ def _safe_bundle(out, budget: _Budget, floor: int):
         count = out.get("execution_count")
         return nbformat.v4.new_output(
             "execute_result", data=kept, metadata=metadata,
-            execution_count=count if isinstance(count, int) and not isinstance(count, bool)
-            else None)
+            execution_count=count if isinstance(count, int) and count >= 0
+            and not isinstance(count, bool) else None)
     return nbformat.v4.new_output("display_data", data=kept, metadata=metadata)
 
 
@@ -312,7 +367,8 @@ def make_safe(nb: NotebookNode) -> NotebookNode:
     loading anything, and cap its size; see the module docstring."""
     outputs, sources = _Budget(OUTPUT_LIMIT), _Budget(SOURCE_LIMIT)
     for key in list(nb.metadata):
-        if key not in ("kernelspec", "language_info", "nbgrader"):
+        if key not in ("kernelspec", "language_info", "nbgrader") or not isinstance(
+                nb.metadata[key], dict):
             del nb.metadata[key]
     seen_ids, graded_seen, cells, dropped = set(), 0, [], 0
     for cell in nb.cells:
@@ -328,7 +384,8 @@ def make_safe(nb: NotebookNode) -> NotebookNode:
                 seen_ids.add(grade_id)
         source = _as_text(cell.get("source", ""))
         if cell.get("cell_type") not in ("code", "markdown"):
-            cell = nbformat.v4.new_markdown_cell(_fence(source), metadata=cell.metadata)
+            cell = NotebookNode(cell_type="markdown", id=cell.get("id") or "raw",
+                                metadata=cell.metadata, source=_fence(source))
             source = cell.source
         cell.pop("attachments", None)
         graded = _graded(cell) and graded_seen < _MAX_GRADED
@@ -351,7 +408,7 @@ def make_safe(nb: NotebookNode) -> NotebookNode:
         cell.source = cut
         if cell.cell_type == "code":
             count = cell.get("execution_count")
-            cell.execution_count = (count if isinstance(count, int)
+            cell.execution_count = (count if isinstance(count, int) and count >= 0
                                     and not isinstance(count, bool) else None)
             floor = CELL_OUTPUT_LIMIT if graded else 0
             kept, hidden = [], 0

@@ -170,7 +170,8 @@ def render(nb: nbformat.NotebookNode, name: str = "notebook") -> str:
     for cell in nb.cells:
         md = cell.metadata.get("nbgrader", {})
         if md.get("grade") or md.get("task"):
-            md["score"], md["points"] = 0.0, float(md.get("points", 1))
+            points = md.get("points")
+            md["score"], md["points"] = 0.0, points if isinstance(points, int) else 1
         if md.get("solution") or md.get("task"):
             md["comment"] = None
     resources = {"nbgrader": {"notebook": name, "score": 0.0, "max_score": 3.0,
@@ -316,6 +317,40 @@ def test_a_modest_notebook_is_whole():
     nb.cells[1].outputs = [new_output("stream", name="stdout", text="loss 0.25\n" * 1000)]
     page = render(nb)
     assert "truncated" not in page and page.count("loss 0.25") == 1000
+
+
+def _mutate(node, rng, odd):
+    """``node`` (JSON) with one value somewhere replaced by one of another type."""
+    if isinstance(node, dict) and node and rng.random() < 0.8:
+        key = rng.choice(sorted(node))
+        return {**node, key: _mutate(node[key], rng, odd)}
+    if isinstance(node, list) and node and rng.random() < 0.8:
+        i = rng.randrange(len(node))
+        return [*node[:i], _mutate(node[i], rng, odd), *node[i + 1:]]
+    return rng.choice(odd)
+
+
+def test_odd_types_never_stop_the_feedback():
+    """200 notebooks with a value somewhere swapped for one of another type: sanitize never
+    fails and makes a valid notebook, which renders to a safe page (a sample, for time)."""
+    import json
+    import random
+
+    rng = random.Random(10)
+    base = json.loads(json.dumps(attack_notebook()))
+    odd = [None, 7, -1, 2.5, True, "", f"<script>{RUN.format('fuzz')}</script>", [], {},
+           [1, {"a": None}], {"output_type": "error"}, ["a", "b"]]
+    for i in range(200):
+        nb = base
+        for _ in range(rng.randint(1, 4)):
+            nb = _mutate(nb, rng, odd)
+        if not isinstance(nb, dict):
+            continue
+        nb = nbformat.from_dict(nb)
+        if i % 20 == 0:
+            check_page(render(nb))
+        else:
+            nbformat.validate(feedback.sanitize(nb))
 
 
 def test_markdown_cleaner():
