@@ -216,9 +216,8 @@ def check_page(page: str) -> None:
     for script in scripts:
         assert not script.attrs, f"a script with attributes: {script.attrs}"
         assert _script_hash(script.string or "") in allowed
-        assert (script.string or "") in (own["mathjax_config"], own["mathjax"],
-                                         own["mathjax_safe"])
-    assert len(scripts) in (0, 3)
+        assert (script.string or "") in (own["mathjax_config"], own["mathjax_loader"])
+    assert len(scripts) in (0, 2)
     for tag in soup.find_all(True):
         for name, value in tag.attrs.items():
             assert not name.lower().startswith("on"), f"<{tag.name} {name}=...>"
@@ -276,8 +275,7 @@ def test_page_has_no_cdn_and_wraps_long_lines():
 def _csp_free(page: str) -> str:
     """The page without its inline MathJax (whose source names its CDN as a default path)."""
     own = feedback.page_resources(True)
-    for text in (own["mathjax"], own["mathjax_safe"]):
-        page = page.replace(text, "")
+    page = page.replace(own["mathjax_loader"], "")
     return page.lower()
 
 
