@@ -249,9 +249,10 @@ def _cut(text: str, budget: int) -> tuple[str, int]:
     while n > 0 and _cost(text[:n]) > budget:
         n = max(0, n * budget // _cost(text[:n]) - 1)
     head = _PARTIAL_ANSI.sub("", text[:n])
+    hidden = len(text) - len(head)
     if head and not head.endswith("\n"):
         head += "\n"
-    head += _note(len(text) - len(head) if len(text) > len(head) else 0)
+    head += _note(hidden)
     return head, _cost(head)
 
 
@@ -279,46 +280,41 @@ def _safe_metadata(meta, mime: str) -> dict:
 
 
 def _safe_bundle(out, budget: _Budget, floor: int):
-    """A display_data/execute_result output reduced to the safe MIME types, or a stream
-    output saying why it cannot be shown."""
+    """A display_data/execute_result output reduced to the safe MIME types; what was dropped
+    is said in its text/plain."""
     data = out.get("data") if isinstance(out.get("data"), dict) else {}
-    kept, metadata = {}, {}
-    for mime in ("image/png", "image/jpeg"):
-        value = data.get(mime)
-        if value is None:
+    kept, metadata, notes = {}, {}, []
+    for mime in ("image/png", "image/jpeg", "image/svg+xml"):
+        if mime not in data or kept:
             continue
-        value = "".join(_as_text(value).split())
-        if not value or len(value) % 4 or not _BASE64.fullmatch(value):
-            kept.setdefault("text/plain", f"[{mime} output that is not base64: not shown]")
-            continue
-        cost = len(value) + _OUTPUT_COST
+        if mime == "image/svg+xml":
+            value = _as_text(data[mime])
+            cost = len(value) * 4 // 3 + _OUTPUT_COST  # written base64
+        else:
+            value = "".join(_as_text(data[mime]).split())
+            if not value or len(value) % 4 or not _BASE64.fullmatch(value):
+                notes.append(f"[{mime} output that is not base64: not shown]")
+                continue
+            cost = len(value) + _OUTPUT_COST
         if cost > max(budget.left, floor):
-            kept.setdefault("text/plain", _note(len(value), f"characters of a {mime} image"))
+            notes.append(_note(len(value), f"characters of a {mime} image"))
             continue
         budget.left = max(0, budget.left - cost)
         kept[mime] = value
         metadata.update(_safe_metadata(out.get("metadata"), mime))
-        break
-    if not kept and "image/svg+xml" in data:
-        value = _as_text(data["image/svg+xml"])
-        cost = len(value) * 4 // 3 + _OUTPUT_COST
-        if cost <= max(budget.left, floor):
-            budget.left = max(0, budget.left - cost)
-            kept["image/svg+xml"] = value
-            metadata.update(_safe_metadata(out.get("metadata"), "image/svg+xml"))
-        else:
-            kept["text/plain"] = _note(len(value), "characters of an SVG image")
+    dropped = [m for m in data if m not in SAFE_MIMES]
     if "text/plain" in data:
-        kept["text/plain"] = budget.take(_as_text(data["text/plain"]), floor)
-    elif not kept:
-        dropped = [m for m in data if m not in SAFE_MIMES]
-        if dropped and isinstance(data[dropped[0]], str):
-            text = f"[{dropped[0]} output, shown as text]\n" + data[dropped[0]]
-        elif dropped:  # JSON: not scrubbed of hidden-test lines line by line, so not shown
-            text = f"[{dropped[0]} output: not shown in feedback]"
-        else:
-            text = "[an output with no data]"
-        kept["text/plain"] = budget.take(text, floor)
+        text = _as_text(data["text/plain"])
+    elif kept:
+        text = None
+    elif dropped and isinstance(data[dropped[0]], str):
+        text = f"[{dropped[0]} output, shown as text]\n" + data[dropped[0]]
+    elif dropped:  # JSON: not scrubbed of hidden-test lines line by line, so not shown
+        text = f"[{dropped[0]} output: not shown in feedback]"
+    else:
+        text = "" if notes else "[an output with no data]"
+    if text is not None:
+        kept["text/plain"] = budget.take("\n".join([*notes, text]) if notes else text, floor)
     if out.get("output_type") == "execute_result":
         count = out.get("execution_count")
         return nbformat.v4.new_output(
