@@ -148,9 +148,28 @@ def attack_notebook() -> nbformat.NotebookNode:
     return nb
 
 
+def figure_png() -> str:
+    """A matplotlib figure as the inline backend shows it (PNG, base64)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(3, 2), dpi=50)
+    ax.plot([0, 1, 2], [1, 0, 2])
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
 def long_line_notebook() -> nbformat.NotebookNode:
     cell = new_code_cell("print('x' * 100_000)  " + "y" * 5000, execution_count=1)
     cell.outputs = [new_output("stream", name="stdout", text="x" * 100_000 + "\n"),
+                    new_output("display_data", data={"image/png": figure_png(),
+                                                     "text/plain": "<Figure size 150x100>"}),
                     new_output("error", ename="ValueError", evalue="z" * 20_000,
                                traceback=["ValueError: " + "z" * 20_000])]
     return new_notebook(cells=[new_markdown_cell("A line: $e^{i\\pi} + 1 = 0$"), cell])
@@ -268,6 +287,7 @@ def test_sanitized_notebook_keeps_only_safe_types():
 def test_page_has_no_cdn_and_wraps_long_lines():
     page = render(long_line_notebook())
     check_page(page)
+    assert f'src="data:image/png;base64,{figure_png()}"' in page  # a matplotlib figure stays
     assert "cdn" not in _csp_free(page)
     assert re.search(r"white-space:\s*pre-wrap", page) and "overflow-wrap: anywhere" in page
 
@@ -459,6 +479,7 @@ function report(mathjax) {
     containers: document.querySelectorAll("mjx-container").length,
     errors: document.querySelectorAll("mjx-merror, [data-mjx-error]").length,
     jsLinks: links.filter((h) => /^\\s*javascript:/i.test(h)),
+    images: [...document.images].map((img) => img.complete && img.naturalWidth > 0),
     scrollWidth: document.documentElement.scrollWidth,
     innerWidth: window.innerWidth,
     whiteSpace: style.whiteSpace, overflowWrap: style.overflowWrap,
@@ -513,4 +534,5 @@ def test_in_a_browser(browser, attack_page):
     assert requests == []
     assert result["mathjax"] == "typeset" and result["containers"] == 1 and not result["errors"]
     assert result["whiteSpace"] == "pre-wrap", result
+    assert result["images"] == [True], result  # the figure
     assert result["scrollWidth"] <= result["innerWidth"] + 1, result
