@@ -198,7 +198,7 @@ OUTPUT_LIMIT = 2_000_000
 #: whatever the notebook's other outputs used, up to this size.
 CELL_OUTPUT_LIMIT = 20_000
 #: Sources of the cells that are not graded (graded ones: GRADED_SOURCE_LIMIT each, always shown).
-SOURCE_LIMIT = 500_000
+SOURCE_LIMIT = 250_000
 GRADED_SOURCE_LIMIT = 200_000
 #: What one cell or output costs in HTML besides its text (its wrapping elements).
 _CELL_COST, _OUTPUT_COST = 600, 300
