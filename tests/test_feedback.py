@@ -13,7 +13,9 @@ scripts are the template's own (their hashes are the page's Content-Security-Pol
 element has an ``on*`` attribute, no URL is ``javascript:``, and nothing is fetched from
 anywhere. In headless Chromium (skipped without it, unless ``CI_REQUIRE_BROWSER=1``), with and
 without the policy: no payload runs, no request leaves the page, MathJax typesets, a 100 000
-character line wraps. No kernel runs.
+character line wraps, a matplotlib figure shows. 50 MB of output make a page of about 2 MB with
+"output truncated" notes; 200 notebooks with values of the wrong type never stop the feedback.
+No kernel runs.
 """
 
 from __future__ import annotations
