@@ -11,11 +11,19 @@ Where things are (see grading/course.py and the instructor guide):
 The ``GradingPipeline`` section is read by ``grading/pipeline.py`` (nbgrader ignores it).
 """
 
+import importlib.util
 import os
 
 c = get_config()  # noqa: F821  (injected by traitlets when nbgrader loads this file)
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Every limit's default is declared once, in grading/limits.py (standard library only, read here
+# by its path so that nbgrader needs nothing else of the grader).
+_spec = importlib.util.spec_from_file_location("_grading_limits",
+                                               os.path.join(_HERE, "grading", "limits.py"))
+_limits = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_limits)
 
 c.CourseDirectory.course_id = "training-neural-networks"
 c.CourseDirectory.root = os.path.join(_HERE, ".nbgrader_course")
@@ -34,13 +42,14 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # Per-cell time limit. The slowest hidden test (every function on every device and dtype)
 # takes a few seconds on a 2-core CPU; a minute leaves room for a first CUDA initialisation.
-c.ExecutePreprocessor.timeout = 60
+c.ExecutePreprocessor.timeout = _limits.CELL_TIMEOUT_S
 
-# Limits the grading pipeline applies to every submission (grading/pipeline.py, grading/sandbox.py).
-c.GradingPipeline.submission_timeout = 300  # wall-clock seconds for one notebook, kernel start included
-c.GradingPipeline.memory_limit_mb = 4096  # RLIMIT_AS of the kernel (RLIMIT_DATA on CUDA machines)
-c.GradingPipeline.file_size_limit_mb = 64  # RLIMIT_FSIZE: the largest file student code may write
-c.GradingPipeline.kernel_threads = 1  # OMP/MKL threads per kernel: jobs run side by side
+# The grading pipeline's limits per notebook (grading/pipeline.py, grading/sandbox.py) default to
+# grading/limits.py, where each is declared and explained; to change one for this course, set it
+# here: c.GradingPipeline.<name> = value, with <name> one of submission_timeout, memory_limit_mb,
+# file_size_limit_mb, kernel_threads, max_processes, cpu_time_s, cpu_share,
+# output_chars_per_cell, output_chars_per_notebook, kernel_user.
+
 # The intake (grading/intake.py), which reads the submissions folder as students left it: links are
 # never followed and FIFOs and devices never opened whatever these say.
 c.GradingPipeline.intake_max_file_mb = 20  # a submitted file larger than this is not copied

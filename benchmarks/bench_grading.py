@@ -57,6 +57,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # grading/ is a folder of the repo, not an installed package
 
 from grading import course  # noqa: E402
+from grading import limits as grading_limits  # noqa: E402
 
 DEMO = REPO / "grading" / "demo_submissions"
 # The demo students (grading/demo.py) that neither cheat nor attack the grader: these, and any
@@ -336,8 +337,9 @@ def main(argv=None) -> int:
     if timeout <= 0:
         parser.error(f"--cell-timeout must be positive, got {timeout:g}")
     pipe = config.GradingPipeline
-    cap = args.stock_cap or float(pipe.get("submission_timeout", 300))
-    memory_mb = pipe.get("memory_limit_mb", 4096)
+    cap = args.stock_cap or float(pipe.get("submission_timeout",
+                                           grading_limits.SUBMISSION_TIMEOUT_S))
+    memory_mb = pipe.get("memory_limit_mb", grading_limits.MEMORY_LIMIT_MB)
 
     found = discover(DEMO)
     available = set(course.assignments())

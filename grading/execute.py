@@ -35,23 +35,34 @@ import nbformat
 import zmq
 from nbformat import NotebookNode
 
+from grading import limits as defaults
 from grading import sandbox
 from grading.integrity import MARK
 
 NOT_RUN = "CellNotExecuted"
-MAX_OUTPUT_CHARS = 200_000  # per cell
+MAX_OUTPUT_CHARS = defaults.OUTPUT_CHARS_PER_CELL
 _INTERRUPT_GRACE = 5.0  # seconds a timed-out kernel gets to answer an interrupt
+_MAX_ERROR_CHARS = 20_000  # an error is always kept (it decides a score), this much of it
 
 
 @dataclass
 class Limits:
-    cell_timeout: float = 60.0
-    submission_timeout: float = 300.0
-    memory_bytes: int | None = 4 * 2**30
-    file_size_bytes: int | None = 64 * 2**20
-    threads: int = 1
+    """What one notebook may use; the defaults are grading/limits.py's."""
+
+    cell_timeout: float = defaults.CELL_TIMEOUT_S
+    submission_timeout: float = defaults.SUBMISSION_TIMEOUT_S
+    memory_bytes: int | None = defaults.MEMORY_LIMIT_MB * 2**20
+    file_size_bytes: int | None = defaults.FILE_SIZE_LIMIT_MB * 2**20
+    threads: int = defaults.KERNEL_THREADS
+    max_processes: int | None = defaults.MAX_PROCESSES
+    cpu_seconds: int | None = defaults.CPU_TIME_S
+    cpu_share: float | None = defaults.CPU_SHARE
+    output_chars_per_cell: int = defaults.OUTPUT_CHARS_PER_CELL
+    output_chars_per_notebook: int = defaults.OUTPUT_CHARS_PER_NOTEBOOK
     startup_timeout: float = 60.0
     use_landlock: bool = True
+    use_cgroups: bool = True
+    user: str | None = defaults.UNPRIVILEGED_USER  # the kernels' user when the grader is root
     preload: tuple[str, ...] = ()  # modules imported at kernel start, before any student code
 
 
@@ -64,6 +75,8 @@ class Outcome:
     timed_out: bool = False
     seconds: float = 0.0
     sandboxed: str = ""
+    confinement: str = ""  # cgroup or subreaper; the kernel's user
+    leftovers: int = 0  # processes of the kernel's tree killed after the notebook
 
 
 class _KernelGone(Exception):
@@ -79,14 +92,63 @@ def _error_output(ename: str, evalue: str) -> NotebookNode:
                                   traceback=[f"{ename}: {evalue}"])
 
 
-def _add_output(cell: NotebookNode, out: NotebookNode, budget: list[int]) -> None:
-    size = len(str(out.get("text", ""))) + sum(len(str(v)) for v in out.get("data", {}).values())
-    if budget[0] <= 0:
+class _Budget:
+    """Output characters left to keep, in this cell and in the whole notebook."""
+
+    def __init__(self, per_cell: int, per_notebook: int):
+        self.per_cell, self.notebook, self.cell = per_cell, per_notebook, per_cell
+        self.per_notebook_limit = per_notebook
+        self.noted = False
+
+    def start_cell(self) -> None:
+        self.cell, self.noted = self.per_cell, False
+
+
+def _output_size(out: NotebookNode) -> int:
+    return (len(str(out.get("text", ""))) + sum(len(str(v)) for v in out.get("data", {}).values())
+            + len(str(out.get("evalue", ""))) + sum(len(str(t)) for t in out.get("traceback", [])))
+
+
+def _shortened_error(out: NotebookNode) -> NotebookNode:
+    evalue = str(out.get("evalue", ""))[:_MAX_ERROR_CHARS]
+    tb, size = [], 0
+    for line in out.get("traceback", []):
+        size += len(str(line))
+        if size > _MAX_ERROR_CHARS:
+            tb.append("... traceback truncated by the grader ...")
+            break
+        tb.append(str(line))
+    return nbformat.v4.new_output("error", ename=str(out.get("ename", "Error"))[:200],
+                                  evalue=evalue, traceback=tb)
+
+
+def _add_output(cell: NotebookNode, out: NotebookNode, budget: _Budget) -> None:
+    size = _output_size(out)
+    if out.output_type == "error":  # always kept: an error decides a test cell's score
+        if size > min(budget.cell, budget.notebook, _MAX_ERROR_CHARS):
+            out = _shortened_error(out)
+        budget.cell -= size
+        budget.notebook -= size
+        cell.outputs.append(out)
         return
-    budget[0] -= size
-    if budget[0] <= 0:
+    if budget.cell <= 0 or budget.notebook <= 0:
+        return
+    budget.cell -= size
+    budget.notebook -= size
+    if budget.notebook <= 0:
+        if not budget.noted:
+            budget.noted = True
+            cell.outputs.append(nbformat.v4.new_output(
+                "stream", name="stdout", text=(
+                    "\n... output truncated by the grader: this notebook's outputs reached "
+                    f"its limit of {budget.per_notebook_limit:,} characters (all cells "
+                    "together); later output is not kept ...\n")))
+        return
+    if budget.cell <= 0:
         cell.outputs.append(nbformat.v4.new_output(
-            "stream", name="stdout", text="\n... output truncated by the grader ...\n"))
+            "stream", name="stdout", text=(
+                "\n... output truncated by the grader: this cell's outputs reached its limit "
+                f"of {budget.per_cell:,} characters ...\n")))
         return
     if (out.output_type == "stream" and cell.outputs and cell.outputs[-1].output_type == "stream"
             and cell.outputs[-1].name == out.name):
@@ -95,11 +157,14 @@ def _add_output(cell: NotebookNode, out: NotebookNode, budget: list[int]) -> Non
         cell.outputs.append(out)
 
 
-async def _run_cell(km, kc, cell: NotebookNode, timeout: float) -> dict:
+async def _run_cell(km, kc, cell: NotebookNode, timeout: float,
+                    budget: _Budget | None = None) -> dict:
     """Execute ``cell`` and fill its outputs; return the ``execute_reply`` content."""
     msg_id = kc.execute(cell.source, store_history=True, allow_stdin=False, stop_on_error=False)
     cell.outputs = []
-    budget = [MAX_OUTPUT_CHARS]
+    if budget is None:
+        budget = _Budget(MAX_OUTPUT_CHARS, MAX_OUTPUT_CHARS)
+    budget.start_cell()
     deadline = time.monotonic() + timeout
     reply, idle = None, False
     clear_pending = False
@@ -159,6 +224,58 @@ def _failures_first(cell: NotebookNode) -> None:
 
 def _stamp(cell: NotebookNode, reason: str) -> None:
     cell.outputs = [_error_output(NOT_RUN, reason)]
+
+
+_SOCKET_PATH_MAX = 107  # bytes of a Unix socket's path (sun_path), its final NUL excluded
+_LONGEST_SOCKET_NAME = len("/grade-XXXXXXXX/kernel-65535")
+
+
+def runtime_root(scratch_root: str | None, run_as) -> str | None:
+    """Where the kernel's private folder (working directory, connection file, IPC sockets) is
+    made: ``scratch_root`` when the sockets' paths fit in ``sun_path`` and the kernel's user
+    can reach it, else the system's temporary folder (``/tmp`` when even that is too long)."""
+    fits = (lambda root: root is not None and
+            len(os.fsencode(os.path.abspath(root))) + _LONGEST_SOCKET_NAME <= _SOCKET_PATH_MAX)
+    if fits(scratch_root) and not run_as:
+        return scratch_root
+    temp = tempfile.gettempdir()
+    return temp if fits(temp) else "/tmp"
+
+
+def describe_confinement(cgroup, run_as, limits: Limits, why: str = "") -> str:
+    """One line for the report: what bounds the kernel's tree and as whom it runs."""
+    tree = (f"{cgroup.description} + subreaper" if cgroup is not None else
+            "subreaper (no cgroup: memory, processes and CPU limited per process)"
+            if sandbox.subreaper_available() else "unconfined tree (no cgroup, no subreaper)")
+    if run_as:
+        who = f"user {limits.user} (uid {run_as[0]}, no capabilities)"
+    elif hasattr(os, "getuid") and os.getuid() == 0:
+        who = (f"root without capabilities ({why}; RLIMIT_NPROC does not bind uid 0"
+               + (", pids.max does)" if cgroup is not None and "pids" in str(cgroup.what)
+                  else ")"))
+    else:
+        who = "grader's user (not root)"
+    return f"{tree}; {who}"
+
+
+async def _stop_supervisor(km, grace: float = 5.0) -> None:
+    """Ask the notebook's supervisor to kill the kernel's tree and exit (``SIGTERM``); kill it
+    if it has not within ``grace`` seconds."""
+    process = getattr(getattr(km, "provisioner", None), "process", None)
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.kill(process.pid, signal.SIGTERM)
+    except OSError:
+        return
+    end = time.monotonic() + grace
+    while process.poll() is None and time.monotonic() < end:
+        await asyncio.sleep(0.003)
+    if process.poll() is None:
+        try:
+            os.kill(process.pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def _kill_group(km) -> None:
@@ -327,16 +444,22 @@ async def execute(nb: NotebookNode, limits: Limits, *, log_path: Path | None = N
     outcome = Outcome()
     start = time.monotonic()
     deadline = start + limits.submission_timeout
-    workdir = tempfile.mkdtemp(prefix="grade-", dir=scratch_root)
+    run_as, not_dropped = sandbox.unprivileged_user(limits.user)
+    workdir = tempfile.mkdtemp(prefix="grade-", dir=runtime_root(scratch_root, run_as))
     os.chmod(workdir, 0o700)
+    cgroup = (sandbox.Cgroup.create(limits.memory_bytes, limits.max_processes, limits.cpu_share)
+              if limits.use_cgroups else None)
     manager_class = sandbox.SandboxedKernelManager
     km = manager_class(transport="ipc", ip=os.path.join(workdir, "kernel"))
     km.connection_file = os.path.join(workdir, "connection.json")
     km.sandbox_spec = sandbox.kernel_spec_for(
         workdir, memory_bytes=limits.memory_bytes, file_size_bytes=limits.file_size_bytes,
-        threads=limits.threads, use_landlock=limits.use_landlock)
+        threads=limits.threads, use_landlock=limits.use_landlock,
+        cpu_seconds=limits.cpu_seconds, max_processes=limits.max_processes, run_as=run_as,
+        cgroups=cgroup.paths if cgroup else [], own_files=[km.connection_file])
     abi = km.sandbox_spec["landlock_abi"]
     outcome.sandboxed = f"landlock ABI {abi}" if abi else "no landlock (rlimits and clean env only)"
+    outcome.confinement = describe_confinement(cgroup, run_as, limits, not_dropped)
     log_file = str(log_path) if log_path else os.devnull
     if zygote is not None and zygote.alive:
         km.kernel_id = os.path.basename(workdir)
@@ -345,6 +468,7 @@ async def execute(nb: NotebookNode, limits: Limits, *, log_path: Path | None = N
     log = open(log_file, "ab")
     kc = None
     stop_reason = None
+    budget = _Budget(limits.output_chars_per_cell, limits.output_chars_per_notebook)
     try:
         try:
             # exec_lines run before the first cell, so these modules see torch and the
@@ -377,7 +501,7 @@ async def execute(nb: NotebookNode, limits: Limits, *, log_path: Path | None = N
             try:
                 if timeout <= 0:
                     raise _CellTimeout
-                reply = await _run_cell(km, kc, cell, timeout)
+                reply = await _run_cell(km, kc, cell, timeout, budget)
             except _CellTimeout:
                 if remaining <= limits.cell_timeout:
                     stop_reason = (f"the notebook ran past its time limit of "
@@ -414,11 +538,18 @@ async def execute(nb: NotebookNode, limits: Limits, *, log_path: Path | None = N
     finally:
         if kc is not None:
             kc.stop_channels()
+        await _stop_supervisor(km)  # it kills the kernel's whole tree, then exits
         try:
             await asyncio.wait_for(km.shutdown_kernel(now=True), timeout=10)
         except Exception:
             pass
         _kill_group(km)
+        if cgroup is not None:
+            if cgroup.memory_exceeded():
+                outcome.events.append("the kernel's processes ran into the memory limit of "
+                                      f"{(limits.memory_bytes or 0) // 2**20} MiB (all "
+                                      "together) and one was killed")
+            cgroup.destroy()
         log.close()
         shutil.rmtree(workdir, ignore_errors=True)
         outcome.seconds = time.monotonic() - start
@@ -470,6 +601,6 @@ async def _recover(km, kc, deadline: float) -> bool:
     try:
         reply = await _run_cell(km, kc, probe, grace)
     except (_CellTimeout, _KernelGone):
-        _kill_group(km)
+        await _stop_supervisor(km, grace=2.0)
         return False
     return reply is not None

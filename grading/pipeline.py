@@ -64,7 +64,8 @@ from pathlib import Path
 
 import nbformat
 
-from grading import course, feedback, intake, integrity
+from grading import course, feedback, intake, integrity, sandbox
+from grading import limits as defaults
 from grading.execute import Limits, Zygote, execute
 
 DEMO_SUBMISSIONS = course.REPO / "grading" / "demo_submissions"
@@ -90,6 +91,7 @@ class Job:
     seconds: float = 0.0
     executed: bool = False
     sandbox: str = ""
+    confinement: str = ""  # what bounded the kernel's process tree, and its user
 
     @property
     def label(self) -> str:
@@ -354,6 +356,7 @@ async def _execute_one(job: Job, nb, limits: Limits, work: Path, quiet: bool,
         return
     job.seconds = outcome.seconds
     job.sandbox = outcome.sandboxed
+    job.confinement = outcome.confinement
     job.events.extend(outcome.events)
     if not quiet:
         print(f"  {intake.shown_text(job.label):<58} {outcome.seconds:5.1f} s", flush=True)
@@ -511,17 +514,39 @@ def scores(config, students: list[str], assignment_ids: list[str]) -> dict:
 
 
 def _limits(config, args) -> Limits:
+    """The limits of this run: an option, else ``nbgrader_config.py``'s ``GradingPipeline``
+    (and nbgrader's per-cell timeout), else grading/limits.py's default."""
     pipe = config.GradingPipeline
-    cell = args.cell_timeout or float(config.ExecutePreprocessor.get("timeout", 60))
-    memory = args.memory_limit_mb or pipe.get("memory_limit_mb", 4096)
+    cell = args.cell_timeout or float(config.ExecutePreprocessor.get("timeout",
+                                                                     defaults.CELL_TIMEOUT_S))
+    memory = args.memory_limit_mb or pipe.get("memory_limit_mb", defaults.MEMORY_LIMIT_MB)
     return Limits(
         cell_timeout=cell,
-        submission_timeout=args.submission_timeout or float(pipe.get("submission_timeout", 300)),
+        submission_timeout=args.submission_timeout or float(
+            pipe.get("submission_timeout", defaults.SUBMISSION_TIMEOUT_S)),
         memory_bytes=int(memory) * 2**20 if memory else None,
-        file_size_bytes=int(pipe.get("file_size_limit_mb", 64)) * 2**20,
-        threads=int(pipe.get("kernel_threads", 1)),
+        file_size_bytes=int(pipe.get("file_size_limit_mb", defaults.FILE_SIZE_LIMIT_MB)) * 2**20,
+        threads=int(pipe.get("kernel_threads", defaults.KERNEL_THREADS)),
+        max_processes=int(pipe.get("max_processes", defaults.MAX_PROCESSES)),
+        cpu_seconds=int(pipe.get("cpu_time_s", defaults.CPU_TIME_S)),
+        cpu_share=float(pipe.get("cpu_share", defaults.CPU_SHARE)),
+        output_chars_per_cell=int(pipe.get("output_chars_per_cell",
+                                           defaults.OUTPUT_CHARS_PER_CELL)),
+        output_chars_per_notebook=int(pipe.get("output_chars_per_notebook",
+                                               defaults.OUTPUT_CHARS_PER_NOTEBOOK)),
+        user=pipe.get("kernel_user", defaults.UNPRIVILEGED_USER) or None,
         preload=tuple(pipe.get("kernel_preload", ())),
     )
+
+
+def unconfined_reason(limits: Limits) -> str | None:
+    """Why the kernels would run unconfined (no Landlock and no subreaper), or ``None``."""
+    if limits.use_landlock and sandbox.landlock_abi():
+        return None
+    if sandbox.subreaper_available():
+        return None
+    return ("neither Landlock nor a subreaper is available on this system: student code "
+            "would run with the grader's file permissions and could leave processes behind")
 
 
 def grade(args) -> int:
@@ -541,6 +566,11 @@ def grade(args) -> int:
         print(f"no such assignment in solutions/: {', '.join(unknown)}", file=sys.stderr)
         return 2
     limits = _limits(config, args)
+    unconfined = unconfined_reason(limits)
+    if unconfined and not args.allow_unconfined:
+        print(f"refusing to grade: {unconfined}. Pass --allow-unconfined to grade anyway.",
+              file=sys.stderr)
+        return 2
 
     work = root / WORK
     (work / "logs").mkdir(parents=True, exist_ok=True)
@@ -575,7 +605,9 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
     print(f"Grading {len(jobs)} notebooks of {len(students)} students "
           f"({', '.join(assignment_ids)}) with {args.jobs} job(s); limits: "
           f"{limits.cell_timeout:g} s per cell, {limits.submission_timeout:g} s per notebook, "
-          f"{(limits.memory_bytes or 0) // 2**20} MiB per kernel; intake: "
+          f"{(limits.memory_bytes or 0) // 2**20} MiB, {limits.max_processes} processes and "
+          f"{limits.cpu_share:g} CPU per kernel's tree, {limits.cpu_seconds} CPU s per process, "
+          f"{limits.output_chars_per_notebook:,} output characters per notebook; intake: "
           f"{intake_limits.described}", flush=True)
 
     t0 = time.monotonic()
@@ -612,6 +644,15 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
         "scores": {s: {a: list(v) if v else None for a, v in row.items()}
                    for s, row in table.items()},
         "submissions": [asdict(job) for job in jobs], "skipped": skipped, "timings": timings,
+        "confinement": sorted({j.confinement for j in jobs if j.confinement}),
+        "limits": {"cell_timeout_s": limits.cell_timeout,
+                   "submission_timeout_s": limits.submission_timeout,
+                   "memory_mb": (limits.memory_bytes or 0) // 2**20,
+                   "max_processes": limits.max_processes, "cpu_time_s": limits.cpu_seconds,
+                   "cpu_share": limits.cpu_share,
+                   "output_chars_per_cell": limits.output_chars_per_cell,
+                   "output_chars_per_notebook": limits.output_chars_per_notebook},
+        "allow_unconfined": bool(args.allow_unconfined),
     }
     (work / "report.json").write_text(json.dumps(report, indent=1))
     print_report(report)
@@ -668,6 +709,10 @@ def print_report(report: dict) -> None:
           f"{t['stage']:.1f} s for execute, record and feedback together (kernels done after "
           f"{t['execute']:.1f} s; recording took {t['record']:.1f} s, rendering "
           f"{t['feedback']:.1f} s of process time); total {t['total']:.1f} s")
+    for line in report.get("confinement", []):
+        print(f"Confinement: {line}")
+    if report.get("allow_unconfined"):
+        print("Confinement: --allow-unconfined was given")
     print(f"grades: {report['grades_csv']}   feedback: {report['feedback_dir']}")
 
 
@@ -688,7 +733,8 @@ def main(argv=None) -> int:
     gr = sub.add_parser("grade", help="generate, autograde, feedback and export")
     gr.add_argument("--submissions", default=None,
                     help="<student>/<assignment>/<notebook>.ipynb (default: the demo submissions)")
-    gr.add_argument("--jobs", type=int, default=1, help="notebooks executed at once")
+    gr.add_argument("--jobs", type=int, default=defaults.JOBS,
+                    help=f"notebooks executed at once (default {defaults.JOBS})")
     gr.add_argument("--course-dir", default=None,
                     help="course root (default .nbgrader_course; .nbgrader_course/demo for the "
                          "demo submissions, so that they never mix with a real class)")
@@ -706,6 +752,9 @@ def main(argv=None) -> int:
                     help="static audit: characters of code read per notebook (default: "
                          "nbgrader_config.py)")
     gr.add_argument("--quiet", action="store_true", help="no line per notebook")
+    gr.add_argument("--allow-unconfined", action="store_true",
+                    help="grade even where the kernels can be neither sandboxed (Landlock) nor "
+                         "followed to their last process (subreaper)")
     args = parser.parse_args(argv)
     if args.command == "grade" and args.submissions is None:
         args.submissions = str(DEMO_SUBMISSIONS)

@@ -30,7 +30,8 @@ import tempfile
 
 
 def _child(request: dict) -> None:
-    """In the forked child: confine, then run the kernel. Never returns."""
+    """In the forked child: become the notebook's supervisor (grading.sandbox.supervise),
+    whose own child confines itself and runs the kernel. Never returns."""
     code = 1
     try:
         os.setsid()
@@ -45,15 +46,17 @@ def _child(request: dict) -> None:
         from grading import sandbox
 
         spec = request["spec"]
-        sandbox.apply(spec)
-        os.environ.clear()
-        os.environ.update(spec["env"])
-        tempfile.tempdir = None  # re-read TMPDIR
-        sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != _REPO]
-        from ipykernel.kernelapp import IPKernelApp
 
-        IPKernelApp.launch_instance(argv=["-f", request["connection_file"]])
-        code = 0
+        def kernel() -> None:
+            os.environ.clear()
+            os.environ.update(spec["env"])
+            tempfile.tempdir = None  # re-read TMPDIR
+            sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != _REPO]
+            from ipykernel.kernelapp import IPKernelApp
+
+            IPKernelApp.launch_instance(argv=["-f", request["connection_file"]])
+
+        sandbox.supervise(spec, kernel)
     except BaseException:  # whatever happens, the child must not return
         import traceback
 
@@ -79,6 +82,9 @@ def main(preload: list[str]) -> None:
     from grading import sandbox
 
     sandbox._libc().prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG: die with the grader
+    # PR_SET_CHILD_SUBREAPER: a process orphaned by a kernel whose supervisor was killed comes
+    # here, and is killed (see _reap)
+    sandbox._libc().prctl(36, 1, 0, 0, 0)
     for name in preload:
         try:
             importlib.import_module(name)
@@ -130,6 +136,7 @@ def main(preload: list[str]) -> None:
                 continue
             if pid == 0:
                 _child(request)
+            _SUPERVISORS.add(pid)
             print(json.dumps({"id": request["id"], "pid": pid}), file=out, flush=True)
 
 
@@ -148,6 +155,9 @@ def _audit(items: list[dict]) -> list[list[str]]:
     return results
 
 
+_SUPERVISORS: set[int] = set()  # the notebooks' supervisors this zygote forked and not reaped
+
+
 def _reap(out) -> None:
     while True:
         try:
@@ -155,9 +165,29 @@ def _reap(out) -> None:
         except ChildProcessError:
             return
         if pid == 0:
-            return
-        print(json.dumps({"exit": pid, "code": os.waitstatus_to_exitcode(status)}), file=out,
-              flush=True)
+            break
+        if pid in _SUPERVISORS:
+            _SUPERVISORS.discard(pid)
+            print(json.dumps({"exit": pid, "code": os.waitstatus_to_exitcode(status)}),
+                  file=out, flush=True)
+    # any other child is an orphan of a kernel tree whose supervisor died: it must not live
+    from grading import sandbox
+
+    for pid in sandbox._descendants(os.getpid()):
+        if pid not in _SUPERVISORS and _parent(pid) == os.getpid():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        return int(stat[stat.rindex(b")") + 2:].split()[1])
+    except (OSError, ValueError):
+        return -1
 
 
 if __name__ == "__main__":
