@@ -76,7 +76,6 @@ class Outcome:
     seconds: float = 0.0
     sandboxed: str = ""
     confinement: str = ""  # cgroup or subreaper; the kernel's user
-    leftovers: int = 0  # processes of the kernel's tree killed after the notebook
 
 
 class _KernelGone(Exception):

@@ -338,6 +338,10 @@ def supervise(spec: dict, run) -> None:
     kernel ends or it is told to stop (``SIGTERM``) kills every process below it, ``setsid``
     children and double forks included, then exits with the kernel's status.
     """
+    if not subreaper_available() or not hasattr(signal, "sigtimedwait"):
+        apply(spec)  # not Linux: no supervisor, the kernel's processes may outlive it
+        run()
+        os._exit(0)
     libc = _libc()
     libc.prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0)
     libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)

@@ -257,6 +257,10 @@ def test_report_lists_times_and_flags(run):
     for student in CHEATERS:
         assert f"  {student}/" in out
     assert all(s["seconds"] > 0 for s in run["report"]["submissions"] if s["executed"])
+    # which confinement applied (tests/test_limits.py tests each)
+    assert run["report"]["confinement"] and "Confinement: " in out
+    assert all("subreaper" in s["confinement"] for s in run["report"]["submissions"]
+               if s["executed"])
 
 
 def test_demo_submissions_are_up_to_date(tmp_path):
