@@ -14,7 +14,8 @@ FILE_SIZE_LIMIT_MB = 64  # RLIMIT_FSIZE: the largest file student code may write
 KERNEL_THREADS = 1  # OMP/MKL threads per kernel: jobs run side by side
 MAX_PROCESSES = 256  # processes and threads of one kernel's tree (pids.max; RLIMIT_NPROC)
 CPU_TIME_S = 330  # RLIMIT_CPU, CPU seconds of each process of a kernel (SIGXCPU, then SIGKILL)
-CPU_SHARE = 1.0  # CPUs one kernel's tree may use at once (cgroup cpu.max / cfs_quota_us)
+CPU_SHARE = 1.0  # CPUs one kernel's tree may use at once (cgroup cpu.max / cfs_quota_us);
+# raise it with KERNEL_THREADS, or the kernel's threads share one CPU
 OUTPUT_CHARS_PER_CELL = 200_000  # outputs kept per cell
 OUTPUT_CHARS_PER_NOTEBOOK = 2_000_000  # outputs kept per notebook, all cells together
 JOBS = 2  # notebooks graded at once (the Makefile's JOBS)
