@@ -168,3 +168,31 @@ def compare_with_both_torch_paths(make_ours, torch_cls, kwargs, *, dtype, device
         assert_same_trajectory(p_ours, p_theirs, dtype, where=where)
         assert_same_state(ours, theirs, p_ours, p_theirs, dtype, state_keys)
     assert ours.state.get(p_ours[-1], {}) == {}, "a parameter without gradient got state"
+
+
+def _same(a, b) -> bool:
+    return torch.equal(a, b) if torch.is_tensor(a) else a == b
+
+
+def check_pure_step(step_fn, p, state, opt, kwargs, generator, *, steps=20):
+    """The pure ``step_fn(p, g, state, **kwargs)`` against the optimizer ``opt`` built on one
+    clone of ``p``, for ``steps`` random gradients drawn from ``generator``: no input is mutated,
+    every step's parameter is the class's, and so is every entry of its state. Returns the final
+    ``(p, state)``."""
+    opt_p = opt.param_groups[0]["params"][0]
+    for _ in range(steps):
+        g = torch.randn(p.shape, generator=generator, dtype=p.dtype).to(p.device)
+        p_before, g_before = p.clone(), g.clone()
+        state_before = {k: v.clone() if torch.is_tensor(v) else v for k, v in state.items()}
+        new_p, new_state = step_fn(p, g, state, **kwargs)
+        assert torch.equal(p, p_before) and torch.equal(g, g_before), "inputs were mutated"
+        for key, value in state_before.items():
+            assert _same(state[key], value), f"state[{key!r}] was mutated"
+        opt_p.grad = g.clone()
+        opt.step()
+        assert torch.equal(new_p, opt_p.detach())
+        assert new_p.device == p.device and new_p.dtype == p.dtype
+        for key, value in opt.state[opt_p].items():
+            assert _same(new_state[key], value), f"state[{key!r}] differs from the class's"
+        p, state = new_p, new_state
+    return p, state

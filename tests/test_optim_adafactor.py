@@ -7,7 +7,15 @@ import math
 import pytest
 import torch
 from optim_lockstep import autograd_grads, dense_grads, exact_on, lockstep, state_dict_handover
-from optim_oracle import compare_with_torch, kwargs_id, make_params, option_grid, run, run_on_meta
+from optim_oracle import (
+    check_pure_step,
+    compare_with_torch,
+    kwargs_id,
+    make_params,
+    option_grid,
+    run,
+    run_on_meta,
+)
 
 from nnbolts.optim.adafactor import Adafactor, adafactor_init, adafactor_step
 
@@ -142,22 +150,7 @@ def test_pure_step_matches_class_and_does_not_mutate(shape, dtype, device):
     state = adafactor_init(p)
     opt_p = p.clone().requires_grad_()
     opt = Adafactor([opt_p], **kwargs)
-    for _ in range(10):
-        g = torch.randn(shape, generator=gen, dtype=dtype).to(device)
-        p_before, g_before = p.clone(), g.clone()
-        state_before = {k: v.clone() if torch.is_tensor(v) else v for k, v in state.items()}
-        new_p, new_state = adafactor_step(p, g, state, **kwargs)
-        assert torch.equal(p, p_before) and torch.equal(g, g_before), "inputs were mutated"
-        for key, value in state_before.items():
-            assert (torch.equal(state[key], value) if torch.is_tensor(value)
-                    else state[key] == value), f"state[{key!r}] was mutated"
-        opt_p.grad = g.clone()
-        opt.step()
-        assert torch.equal(new_p, opt_p.detach())
-        for key, value in opt.state[opt_p].items():
-            assert (torch.equal(new_state[key], value) if torch.is_tensor(value)
-                    else new_state[key] == value)
-        p, state = new_p, new_state
+    check_pure_step(adafactor_step, p, state, opt, kwargs, gen, steps=10)
 
 
 @pytest.mark.parametrize("kwargs", [{}, dict(weight_decay=0.1, maximize=True, eps=(1e-6, 0.1)),

@@ -8,7 +8,7 @@ import functools
 import pytest
 import torch
 from optim_lockstep import dense_grads, exact_on, lockstep, state_dict_handover
-from optim_oracle import kwargs_id, make_params, run, run_on_meta
+from optim_oracle import check_pure_step, kwargs_id, make_params, run, run_on_meta
 
 from nnbolts.optim.rprop import Rprop, rprop_init, rprop_step
 
@@ -94,22 +94,7 @@ def test_pure_step_matches_class_and_does_not_mutate(dtype, device):
     state = rprop_init(p, lr=0.05)
     opt_p = p.clone().requires_grad_()
     opt = Rprop([opt_p], lr=0.05, **kwargs)
-    for _ in range(20):
-        g = torch.randn(5, 3, generator=gen, dtype=dtype).to(device)
-        p_before, g_before = p.clone(), g.clone()
-        state_before = {k: v.clone() if torch.is_tensor(v) else v for k, v in state.items()}
-        new_p, new_state = rprop_step(p, g, state, **kwargs)
-        assert torch.equal(p, p_before) and torch.equal(g, g_before), "inputs were mutated"
-        for key, value in state_before.items():
-            assert (torch.equal(state[key], value) if torch.is_tensor(value)
-                    else state[key] == value), f"state[{key!r}] was mutated"
-        opt_p.grad = g.clone()
-        opt.step()
-        assert torch.equal(new_p, opt_p.detach())
-        assert new_state["step"] == opt.state[opt_p]["step"]
-        for key in ("prev", "step_size"):
-            assert torch.equal(new_state[key], opt.state[opt_p][key])
-        p, state = new_p, new_state
+    check_pure_step(rprop_step, p, state, opt, kwargs, gen)
 
 
 def test_step_sizes_by_hand():
