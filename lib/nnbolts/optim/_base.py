@@ -150,6 +150,15 @@ class RuleOptimizer(torch.optim.Optimizer):
     #: whether that multi-tensor path takes a tensor ``lr`` (torch's Adam's does not unless
     #: capturable, which nnbolts does not offer; it then falls back as torch does)
     foreach_takes_tensor_lr = True
+    #: options a loaded param group may lack (saved by torch's optimizer of the same name, which
+    #: has no nnbolts-only switches, or by an older torch), filled in with their defaults
+    group_defaults: dict = {}
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for key, value in self.group_defaults.items():
+                group.setdefault(key, value)
 
     def _init_state(self, param: torch.Tensor, group: dict) -> dict:  # pragma: no cover - abstract
         raise TypeError(f"{type(self).__name__} does not define _init_state")

@@ -91,11 +91,7 @@ class Adadelta(RuleOptimizer):
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
                                       foreach=foreach, maximize=maximize))
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
+    group_defaults = dict(foreach=None, maximize=False)
 
     def _init_state(self, param, group):
         return adadelta_init(param)

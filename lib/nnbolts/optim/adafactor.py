@@ -197,11 +197,7 @@ class Adafactor(RuleOptimizer):
             lr=lr, beta2_decay=beta2_decay, eps=tuple(eps), d=d, weight_decay=weight_decay,
             foreach=foreach, maximize=maximize))
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
+    group_defaults = dict(foreach=None, maximize=False)
 
     def _init_state(self, param, group):
         if torch.is_complex(param):

@@ -107,11 +107,7 @@ class Adagrad(RuleOptimizer):
             for p in group["params"]:
                 self.state[p].update(self._init_state(p, group))
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
+    group_defaults = dict(foreach=None, maximize=False)
 
     def _init_state(self, param, group):
         return adagrad_init(

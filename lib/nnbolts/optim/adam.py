@@ -293,15 +293,9 @@ class Adam(RuleOptimizer):
             maximize=maximize, foreach=foreach, decoupled_weight_decay=decoupled_weight_decay,
             eps_inside_sqrt=eps_inside_sqrt))
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        # groups saved by torch.optim.Adam lack the textbook switch (and old ones lack more)
-        for group in self.param_groups:
-            group.setdefault("amsgrad", False)
-            group.setdefault("maximize", False)
-            group.setdefault("foreach", None)
-            group.setdefault("decoupled_weight_decay", False)
-            group.setdefault("eps_inside_sqrt", False)
+    # torch.optim.Adam saves no textbook switch (eps_inside_sqrt); older torch saves less
+    group_defaults = dict(amsgrad=False, maximize=False, foreach=None, decoupled_weight_decay=False,
+                          eps_inside_sqrt=False)
 
     @staticmethod
     def _hp(group):

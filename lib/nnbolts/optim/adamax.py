@@ -159,13 +159,7 @@ class Adamax(RuleOptimizer):
             lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, foreach=foreach,
             maximize=maximize, differentiable=differentiable, capturable=capturable))
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:  # groups saved by older torch versions lack these
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("capturable", False)
+    group_defaults = dict(foreach=None, maximize=False, differentiable=False, capturable=False)
 
     def _init_state(self, param, group):
         return adamax_init(param)

@@ -160,12 +160,7 @@ class NAdam(RuleOptimizer):
             momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
             maximize=maximize, foreach=foreach))
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:  # groups saved by older torch versions lack these
-            group.setdefault("maximize", False)
-            group.setdefault("foreach", None)
-            group.setdefault("decoupled_weight_decay", False)
+    group_defaults = dict(maximize=False, foreach=None, decoupled_weight_decay=False)
 
     def _init_state(self, param, group):
         return nadam_init(param)

@@ -210,14 +210,8 @@ class RAdam(RuleOptimizer):
             foreach=foreach, capturable=capturable,
             decoupled_weight_decay=decoupled_weight_decay, differentiable=differentiable))
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:  # groups saved by older torch versions lack these
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("decoupled_weight_decay", False)
-            group.setdefault("capturable", False)
+    group_defaults = dict(foreach=None, maximize=False, differentiable=False,
+                          decoupled_weight_decay=False, capturable=False)
 
     def _init_state(self, param, group):
         return radam_init(param)

@@ -172,16 +172,9 @@ class RMSprop(RuleOptimizer):
                                       maximize=maximize, eps_inside_sqrt=eps_inside_sqrt,
                                       nesterov=nesterov))
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        # a state_dict saved by torch.optim.RMSprop has no nnbolts-only options: they were off
-        for group in self.param_groups:
-            group.setdefault("momentum", 0)
-            group.setdefault("centered", False)
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("eps_inside_sqrt", False)
-            group.setdefault("nesterov", False)
+    # torch.optim.RMSprop saves no nnbolts-only option: on load they are off
+    group_defaults = dict(momentum=0, centered=False, foreach=None, maximize=False,
+                          eps_inside_sqrt=False, nesterov=False)
 
     def _init_state(self, param, group):
         return rmsprop_init(param, momentum=group["momentum"], centered=group["centered"])

@@ -153,13 +153,7 @@ class Rprop(RuleOptimizer):
             lr=lr, etas=tuple(etas), step_sizes=tuple(step_sizes), foreach=foreach,
             maximize=maximize, differentiable=differentiable, capturable=capturable))
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:  # groups saved by older torch versions lack these
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("capturable", False)
+    group_defaults = dict(foreach=None, maximize=False, differentiable=False, capturable=False)
 
     def _init_state(self, param, group):
         return rprop_init(param, lr=group["lr"])

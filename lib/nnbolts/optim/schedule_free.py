@@ -358,7 +358,4 @@ class ScheduleFreeAdamW(RuleOptimizer):
     def _update(self, param, grad, state, group):  # pragma: no cover - step() does the work
         raise TypeError("ScheduleFreeAdamW updates whole groups in step()")
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:  # AdamWScheduleFreeReference saves no foreach
-            group.setdefault("foreach", None)
+    group_defaults = dict(foreach=None)  # AdamWScheduleFreeReference saves no foreach

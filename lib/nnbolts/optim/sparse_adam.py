@@ -153,10 +153,7 @@ class SparseAdam(RuleOptimizer):
             raise ValueError(f"Complex params at indices {complex_}: SparseAdam does not "
                              f"support complex parameters")
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("maximize", False)
+    group_defaults = dict(maximize=False)
 
     def _init_state(self, param, group):
         return sparse_adam_init(param)
