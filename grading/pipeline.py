@@ -294,6 +294,9 @@ async def _grade_stage(config, jobs: list[Job], notebooks: dict, limits: Limits,
     loop = asyncio.get_running_loop()
     waiting = {a: sum(j.assignment == a for j in jobs) for a in {j.assignment for j in jobs}}
     later: list[asyncio.Task] = []
+    # The feedback page's resources (MathJax gzipped: about a second) are made once, here, and
+    # inherited by every forked renderer instead of being made again in each.
+    feedback.page_resources()
     recorder, renderers = _fork_pool(1), _fork_pool(max(1, n_jobs))
 
     async def busy(pool, fn, *args) -> float:
