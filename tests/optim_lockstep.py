@@ -111,3 +111,20 @@ def state_dict_handover(ours_cls, torch_cls, kwargs, params, grad_fn, *, steps=5
                 assert torch.equal(a, b), f"{where}: tensor {i} differs from the torch run"
         else:
             assert_same_trajectory(ps, reference, params[0].dtype, where=where)
+
+
+def assert_same_under_scheduler(ours_cls, torch_cls, groups, make_scheduler, *, steps=100):
+    """Both classes on the same two parameter groups (``groups(params)`` builds them), stepped
+    ``steps`` times with ``dense_grads`` under the scheduler ``make_scheduler(optimizer)``:
+    the parameters end bit-identical (float64, CPU)."""
+    from optim_oracle import make_params
+
+    a, b = make_params(torch.float64, "cpu"), make_params(torch.float64, "cpu")
+    for params, opt in ((a, ours_cls(groups(a), lr=0.01)), (b, torch_cls(groups(b), lr=0.01))):
+        scheduler = make_scheduler(opt)
+        for k in range(steps):
+            dense_grads(params, k)
+            opt.step()
+            scheduler.step()
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)

@@ -8,7 +8,14 @@ import functools
 
 import pytest
 import torch
-from optim_lockstep import clone_params, dense_grads, exact_on, lockstep, state_dict_handover
+from optim_lockstep import (
+    assert_same_under_scheduler,
+    clone_params,
+    dense_grads,
+    exact_on,
+    lockstep,
+    state_dict_handover,
+)
 from optim_oracle import (
     check_pure_step,
     kwargs_id,
@@ -156,18 +163,10 @@ def test_scalar_dtype_follows_torchs_default_dtype():
 
 def test_works_under_lr_scheduler_and_param_groups():
     """The scheduler's lr enters the next η_t (computed at the end of each step), as in torch."""
-    a, b = make_params(torch.float64, "cpu"), make_params(torch.float64, "cpu")
     groups = lambda ps: [{"params": ps[:2], "lr": 0.02, "t0": 10},
                          {"params": ps[2:], "lambd": 0.01, "alpha": 0.6, "weight_decay": 0.1}]
-    for params, opt in ((a, ASGD(groups(a), lr=0.01)),
-                        (b, torch.optim.ASGD(groups(b), lr=0.01))):
-        scheduler = torch.optim.lr_scheduler.ExponentialLR(opt, 0.98)
-        for k in range(100):
-            dense_grads(params, k)
-            opt.step()
-            scheduler.step()
-    for x, y in zip(a, b):
-        assert torch.equal(x, y)
+    assert_same_under_scheduler(ASGD, torch.optim.ASGD, groups,
+                                lambda opt: torch.optim.lr_scheduler.ExponentialLR(opt, 0.98))
 
 
 def test_average_and_schedule_by_hand():

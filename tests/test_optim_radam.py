@@ -8,7 +8,13 @@ import math
 
 import pytest
 import torch
-from optim_lockstep import dense_grads, exact_on, lockstep, state_dict_handover
+from optim_lockstep import (
+    assert_same_under_scheduler,
+    dense_grads,
+    exact_on,
+    lockstep,
+    state_dict_handover,
+)
 from optim_oracle import check_pure_step, kwargs_id, make_params, option_grid, run, run_on_meta
 
 from nnbolts.optim.radam import RAdam, radam_init, radam_rectification, radam_step
@@ -107,18 +113,10 @@ def test_state_crosses_to_torch_and_back_with_torchs_types():
 
 
 def test_works_under_lr_scheduler_and_param_groups():
-    a, b = make_params(torch.float64, "cpu"), make_params(torch.float64, "cpu")
     groups = lambda ps: [{"params": ps[:2], "lr": 0.02},
                          {"params": ps[2:], "weight_decay": 0.1, "decoupled_weight_decay": True}]
-    for params, opt in ((a, RAdam(groups(a), lr=0.01)),
-                        (b, torch.optim.RAdam(groups(b), lr=0.01))):
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 100)
-        for k in range(100):
-            dense_grads(params, k)
-            opt.step()
-            scheduler.step()
-    for x, y in zip(a, b):
-        assert torch.equal(x, y)
+    assert_same_under_scheduler(RAdam, torch.optim.RAdam, groups,
+                                lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, 100))
 
 
 def test_pure_step_matches_class_and_does_not_mutate(dtype, device):
