@@ -55,9 +55,9 @@ c.ExecutePreprocessor.timeout = _limits.CELL_TIMEOUT_S
 c.GradingPipeline.intake_max_file_mb = 20  # a submitted file larger than this is not copied
 c.GradingPipeline.intake_max_files = 50  # files copied from one <student>/<assignment> folder
 c.GradingPipeline.audit_max_chars = 200_000  # code characters per notebook the static audit reads
-# Imported when each kernel starts, before the first cell: nnbolts.grading captures the genuine
-# torch/numpy/builtin comparison functions at import, so a patch made by student code is seen.
-c.GradingPipeline.kernel_preload = ["nnbolts.grading"]
+# Imported when each kernel starts, before the first cell (for speed: the zygote imports them once).
+# Never nnbolts: the kernel has no course code in memory, and cannot read the course's folders.
+c.GradingPipeline.kernel_preload = ["torch"]
 # Fork every kernel from one process that has imported torch, IPython and the preloaded modules
 # (grading/zygote.py): a kernel then starts in milliseconds instead of seconds. False starts
 # each kernel as a fresh process through grading/sandbox.py's launcher.

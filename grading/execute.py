@@ -17,6 +17,7 @@ a notebook runner does not:
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import os
@@ -36,7 +37,7 @@ import zmq
 from nbformat import NotebookNode
 
 from grading import limits as defaults
-from grading import sandbox
+from grading import sandbox, trusted
 from grading.integrity import MARK
 
 NOT_RUN = "CellNotExecuted"
@@ -76,6 +77,8 @@ class Outcome:
     seconds: float = 0.0
     sandboxed: str = ""
     confinement: str = ""  # cgroup or subreaper; the kernel's user
+    flags: list[str] = field(default_factory=list)  # decided by the trusted side
+    judged: int = 0  # test cells decided by the trusted side
 
 
 class _KernelGone(Exception):
@@ -355,17 +358,6 @@ class Zygote:
             raise OSError(f"the zygote could not fork: {reply['error']}")
         return reply["pid"]
 
-    async def audit(self, items: list[dict], timeout: float = 120.0) -> list[list[str]]:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        request_id = next(self._ids)
-        self._pending[request_id] = (loop, future)
-        with self._write_lock:
-            self._proc.stdin.write((json.dumps({"id": request_id, "audit": items}) + "\n")
-                                   .encode())
-            self._proc.stdin.flush()
-        return (await asyncio.wait_for(future, timeout))["findings"]
-
     def returncode(self, pid: int) -> int | None:
         if pid in self._exits:
             return self._exits[pid]
@@ -438,8 +430,13 @@ def _zygote_provisioner(km, zygote: Zygote, spec: dict, log_path: str):
 
 
 async def execute(nb: NotebookNode, limits: Limits, *, log_path: Path | None = None,
-                  scratch_root: str | None = None, zygote: Zygote | None = None) -> Outcome:
-    """Run the code cells of ``nb`` in order, in place, skipping those the integrity step zeroed."""
+                  scratch_root: str | None = None, zygote: Zygote | None = None,
+                  seed: int | None = None) -> Outcome:
+    """Run the code cells of ``nb`` in order, in place, skipping those the integrity step zeroed.
+
+    With a ``seed``, test cells are not run in the kernel: the trusted side decides each one
+    (``grading/trusted.py``) from fresh cases drawn with that seed, observing the kernel, and
+    writes its outputs. Without one, every cell runs in the kernel (a plain notebook run)."""
     outcome = Outcome()
     start = time.monotonic()
     deadline = start + limits.submission_timeout
@@ -497,6 +494,13 @@ async def execute(nb: NotebookNode, limits: Limits, *, log_path: Path | None = N
             timeout = min(limits.cell_timeout, remaining)
             gid = cell.metadata.get("nbgrader", {}).get("grade_id")
             label = f"cell {gid}" if gid else f"added cell {index}"
+            md = cell.metadata.get("nbgrader", {})
+            if seed is not None and md.get("grade") and not md.get("solution"):
+                why = await _judge_cell(km, kc, cell, deadline, seed, outcome, label)
+                if why is not None:
+                    stop_reason = why
+                    outcome.events.append(f"{why} (in {label})")
+                continue
             try:
                 if timeout <= 0:
                     raise _CellTimeout
@@ -553,6 +557,40 @@ async def execute(nb: NotebookNode, limits: Limits, *, log_path: Path | None = N
         shutil.rmtree(workdir, ignore_errors=True)
         outcome.seconds = time.monotonic() - start
     return outcome
+
+
+PASSED = "All of the grader's checks of this cell passed.\n"
+
+
+async def _judge_cell(km, kc, cell: NotebookNode, deadline: float, seed: int,
+                      outcome: Outcome, label: str) -> str | None:
+    """Decide one test cell on the trusted side and write its outputs; return why the
+    kernel cannot be used any more, or ``None``."""
+    block = trusted.hidden_block(cell.source)
+    if block is None:
+        verdict = trusted.Verdict(False, "GradingSetupError", "this test cell has no hidden "
+                                  "tests, so the grader cannot decide it", event=f"{label} has "
+                                  "no hidden tests: scored 0")
+        channel = None
+    else:
+        loop = asyncio.get_running_loop()
+        channel = trusted.KernelChannel(loop, km, kc, deadline)
+        prepared = trusted.prepare(block)
+        verdict = prepared if isinstance(prepared, trusted.Verdict) else (
+            await loop.run_in_executor(None, functools.partial(trusted.judge, prepared, channel,
+                                                               seed=seed)))
+    outcome.judged += 1
+    if verdict.passed:
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=PASSED)]
+    else:
+        message = verdict.message[:_MAX_ERROR_CHARS]
+        cell.outputs = [nbformat.v4.new_output("error", ename=verdict.ename or "Error",
+                                               evalue=message, traceback=message.splitlines())]
+    if verdict.flag:
+        outcome.flags.append(f"{label}: {verdict.flag}")
+    if verdict.event:
+        outcome.events.append(f"{label}: {verdict.event}")
+    return channel.dead if channel is not None else None
 
 
 async def _wait_ready(km, kc, timeout: float) -> None:

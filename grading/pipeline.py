@@ -56,6 +56,7 @@ import os
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -64,7 +65,7 @@ from pathlib import Path
 
 import nbformat
 
-from grading import course, feedback, intake, integrity, sandbox
+from grading import course, feedback, intake, integrity, policy, sandbox, trusted
 from grading import limits as defaults
 from grading.execute import Limits, Zygote, execute
 
@@ -128,59 +129,45 @@ def graded_names(ref: integrity.Reference) -> list[str]:
                    for m in re.finditer(r"^def\s+(\w+)", c.source, re.MULTILINE)})
 
 
-def _audit_items(nb, graded: list[str]) -> list[tuple[str, dict]]:
-    """``(where, {"source", "graded"})`` for every code cell the student could edit."""
+def _student_cells(nb) -> list[tuple[str, dict]]:
+    """``(where, {"source"})`` for every code cell the student could edit."""
     items = []
     for index, cell in enumerate(nb.cells):
         md = cell.metadata.get("nbgrader", {})
         if cell.cell_type == "code" and not md.get("locked"):
             where = md.get("grade_id") or f"added cell {index}"
-            items.append((where, {"source": cell.source, "graded": graded}))
+            items.append((where, {"source": cell.source}))
     return items
 
 
-def audit(jobs: list[Job], notebooks: dict, graded: dict, zygote: Zygote | None,
-          max_chars: int | None = None) -> None:
-    """Static audit of the student's code (``nnbolts.grading.audit_source``); adds flags.
-    At most ``max_chars`` characters of each notebook's code are read (the rest is flagged as
-    not audited); an audit that fails flags its notebooks and grading goes on."""
-    plan = []
+def apply_policy(jobs: list[Job], notebooks: dict, max_chars: int | None = None) -> None:
+    """The torch-use policy (``grading/policy.py``), read on the trusted side from the code of
+    every cell the student could edit: a test cell whose functions use what the exercise rules
+    out scores 0 with the reason. At most ``max_chars`` characters of each notebook's code are
+    read (the rest is flagged as not read); a fault flags its notebook and grading goes on."""
     for job in (j for j in jobs if j.executed):
-        items = _audit_items(notebooks[job.label], graded[job.label])
+        nb = notebooks[job.label]
+        items = _student_cells(nb)
         if max_chars is not None:
             items, left = intake.audit_budget(items, max_chars)
             if left:
                 job.flags.append(left)
-        plan += [(job, where, item) for where, item in items]
-    items = [item for _, _, item in plan]
-    if not items:
-        return
-    try:
-        if zygote is not None and zygote.alive:
-            findings = asyncio.run(zygote.audit(items))
-        else:
-            try:
-                from nnbolts.grading import audit_source
-            except ImportError:  # the course library is not installed: nothing to audit with
-                return
-            findings = [audit_source(i["source"], graded=i["graded"]) for i in items]
-    except Exception as exc:  # a timeout or a fault of the audit must not stop the grading
-        for job in {id(job): job for job, _, _ in plan}.values():
-            job.flags.append(f"static audit failed ({type(exc).__name__}); not audited")
-        return
-    per_job: dict[int, int] = {}
-    for (job, where, _), found in zip(plan, findings):
-        for finding in found:
-            per_job[id(job)] = per_job.get(id(job), 0) + 1
-            if per_job[id(job)] <= _MAX_AUDIT_FLAGS:
-                job.flags.append(f"static audit of {where}: {finding}")
-    for job in {id(job): job for job, _, _ in plan}.values():
-        if per_job.get(id(job), 0) > _MAX_AUDIT_FLAGS:
-            job.flags.append(f"static audit: {per_job[id(job)] - _MAX_AUDIT_FLAGS} more "
-                             "findings not listed")
-
-
-_MAX_AUDIT_FLAGS = 20  # findings listed per notebook
+        tests = {}
+        for cell in nb.cells:
+            md = cell.metadata.get("nbgrader", {})
+            if cell.cell_type == "code" and md.get("grade") and not md.get("solution"):
+                tests[md.get("grade_id")] = trusted.hidden_block(cell.source) or ""
+        try:
+            found = policy.check(job.assignment, [i["source"] for _, i in items], tests)
+        except Exception as exc:  # a fault of the check must not stop the grading
+            job.flags.append(f"the torch-use policy could not be checked ({type(exc).__name__})")
+            continue
+        job.flags.extend(found.flags)
+        for cell in nb.cells:
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if gid in found.zero and integrity.MARK not in cell.metadata:
+                integrity.zero(cell, found.zero[gid])
+                job.flags.append(f"test cell {gid!r}: {found.zero[gid]}")
 
 
 def prepare(config, jobs: list[Job],
@@ -278,7 +265,8 @@ def _fork_pool(workers: int):
 
 
 async def _grade_stage(config, jobs: list[Job], notebooks: dict, limits: Limits, n_jobs: int,
-                       students: list[str], quiet: bool, zygote: Zygote | None) -> _Stage:
+                       students: list[str], quiet: bool, zygote: Zygote | None,
+                       seed: int) -> _Stage:
     """Steps 3b, 3c and 4, overlapped: each notebook runs in its kernel; as soon as every
     notebook of an assignment has run, the recorder (one process, the only writer of the
     gradebook) records that assignment, and then its feedback is rendered student by student
@@ -319,7 +307,8 @@ async def _grade_stage(config, jobs: list[Job], notebooks: dict, limits: Limits,
     async def grade_one(job: Job) -> None:
         if job.executed:
             async with slots.hold(1):
-                await _execute_one(job, notebooks[job.label], limits, work, quiet, zygote)
+                await _execute_one(job, notebooks[job.label], limits, work, quiet, zygote,
+                                   seed)
         stage.executed = time.monotonic() - started
         _write_executed(job, notebooks[job.label], executed_dir)
         waiting[job.assignment] -= 1
@@ -344,11 +333,11 @@ async def _grade_stage(config, jobs: list[Job], notebooks: dict, limits: Limits,
 
 
 async def _execute_one(job: Job, nb, limits: Limits, work: Path, quiet: bool,
-                       zygote: Zygote | None) -> None:
+                       zygote: Zygote | None, seed: int) -> None:
     log_path = work / "logs" / f"{job.student}__{job.assignment}__{job.notebook}.log"
     try:
         outcome = await execute(nb, limits, log_path=log_path,
-                                scratch_root=str(work / "scratch"), zygote=zygote)
+                                scratch_root=str(work / "scratch"), zygote=zygote, seed=seed)
     except Exception as exc:  # a fault of the grader must not stop the others
         job.events.append(f"the grader failed on this notebook ({type(exc).__name__}: "
                           f"{exc}); its tests score 0")
@@ -361,6 +350,7 @@ async def _execute_one(job: Job, nb, limits: Limits, work: Path, quiet: bool,
     job.sandbox = outcome.sandboxed
     job.confinement = outcome.confinement
     job.events.extend(outcome.events)
+    job.flags.extend(outcome.flags)
     if not quiet:
         print(f"  {intake.shown_text(job.label):<58} {outcome.seconds:5.1f} s", flush=True)
 
@@ -403,12 +393,6 @@ def _scan_outputs(job: Job, nb) -> None:
                 text = f"{out.ename}: {out.evalue}"
             elif out.output_type == "stream":
                 text = out.text
-            for line in text.splitlines():
-                if "CHEATING SUSPECTED" in line:
-                    message = line[line.index("CHEATING SUSPECTED"):].strip()
-                    if message not in seen:
-                        seen.add(message)
-                        job.flags.append(message[:300])
             if "Permission denied" in text or "Operation not permitted" in text:
                 if "sandbox" not in seen:
                     seen.add("sandbox")
@@ -542,6 +526,26 @@ def _limits(config, args) -> Limits:
     )
 
 
+def _provenance(seed: int | None) -> dict:
+    """What decides this run's verdicts, so that a regrade can replay it: the seed of the
+    trusted checks' cases (drawn fresh unless given), the grader's commit, torch's version and
+    the devices the checks run on."""
+    import secrets
+
+    import torch
+
+    from nnbolts.grading import devices
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parent, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {"seed": secrets.randbelow(2**31) if seed is None else int(seed),
+            "grader_commit": commit or "unknown", "torch": torch.__version__,
+            "devices": [str(d) for d in devices()]}
+
+
 def unconfined_reason(limits: Limits) -> str | None:
     """Why the kernels would run unconfined (no Landlock and no subreaper), or ``None``."""
     if limits.use_landlock and sandbox.landlock_abi():
@@ -619,11 +623,15 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
         print("the kernel zygote did not start; starting every kernel from scratch",
               file=sys.stderr)
         zygote = None
-    audit(jobs, notebooks, graded, zygote, intake_limits.audit_max_chars)
+    apply_policy(jobs, notebooks, intake_limits.audit_max_chars)
     t_prepare = time.monotonic() - t0
 
+    provenance = _provenance(args.seed)
+    print(f"Trusted checks: seed {provenance['seed']} (replay with --seed "
+          f"{provenance['seed']}), grader {provenance['grader_commit']}, torch "
+          f"{provenance['torch']}, devices {', '.join(provenance['devices'])}", flush=True)
     stage = asyncio.run(_grade_stage(config, jobs, notebooks, limits, args.jobs, students,
-                                     args.quiet, zygote))
+                                     args.quiet, zygote, provenance["seed"]))
 
     grades_csv = Path(args.grades_csv).resolve()
     export(config, grades_csv, students, assignment_ids)
@@ -656,6 +664,7 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
                    "output_chars_per_cell": limits.output_chars_per_cell,
                    "output_chars_per_notebook": limits.output_chars_per_notebook},
         "allow_unconfined": bool(args.allow_unconfined),
+        "provenance": provenance,
     }
     (work / "report.json").write_text(json.dumps(report, indent=1))
     print_report(report)
@@ -754,6 +763,9 @@ def main(argv=None) -> int:
     gr.add_argument("--audit-max-chars", type=int, default=None,
                     help="static audit: characters of code read per notebook (default: "
                          "nbgrader_config.py)")
+    gr.add_argument("--seed", type=int, default=None,
+                    help="seed of the trusted checks' random cases (default: drawn fresh; the "
+                         "report records it, so a regrade can replay a run)")
     gr.add_argument("--quiet", action="store_true", help="no line per notebook")
     gr.add_argument("--allow-unconfined", action="store_true",
                     help="grade even where the kernels can be neither sandboxed (Landlock) nor "

@@ -464,8 +464,21 @@ def python_read_paths() -> list[str]:
         entries = [e for e in json.loads(out) if e and os.path.realpath(e) != here]
     paths = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix),
              os.path.dirname(os.path.realpath(sys.executable))}
-    paths.update(os.path.realpath(e) for e in entries if os.path.exists(e))
+    paths.update(os.path.realpath(e) for e in entries if os.path.exists(e) and
+                 not course_folder(e))
     return sorted(paths)
+
+
+REPOSITORY = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+
+
+def course_folder(path: str) -> bool:
+    """Whether ``path`` is one of the course's own folders (the library, the solutions, the
+    grader), which a kernel may neither read nor import from. The Python installation may live
+    inside the repository (a ``.venv``): that stays readable."""
+    real = os.path.realpath(path)
+    inside = lambda root: real == root or real.startswith(root + os.sep)  # noqa: E731
+    return inside(REPOSITORY) and not inside(os.path.realpath(sys.prefix))
 
 
 def kernel_env(workdir: str, threads: int = 1) -> dict[str, str]:

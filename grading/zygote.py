@@ -8,8 +8,7 @@ and environment), and becomes an IPython kernel listening on the connection file
 Every child starts from the same pristine memory image, so no state passes from one student to
 another; the zygote itself never runs student code.
 
-It also answers static audits of student code (``nnbolts.grading.audit_source``), which saves
-the grader from importing torch itself.
+It never imports the course's own code (``nnbolts``): what it has in memory, every kernel has.
 
 Protocol (one JSON object per line): the grader writes
 ``{"id": n, "spec": {...}, "connection_file": ..., "log": ...}`` on the zygote's stdin; the
@@ -51,7 +50,7 @@ def _child(request: dict) -> None:
             os.environ.clear()
             os.environ.update(spec["env"])
             tempfile.tempdir = None  # re-read TMPDIR
-            sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != _REPO]
+            sys.path[:] = [p for p in sys.path if p and not sandbox.course_folder(p)]
             from ipykernel.kernelapp import IPKernelApp
 
             IPKernelApp.launch_instance(argv=["-f", request["connection_file"]])
@@ -65,7 +64,6 @@ def _child(request: dict) -> None:
         os._exit(code)
 
 
-_REPO = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
 # Imported for speed only, after the configured preload. The first torch.optim optimizer a process
 # builds imports torch._dynamo (Optimizer's methods are wrapped in torch._disable_dynamo, which
@@ -125,10 +123,6 @@ def main(preload: list[str]) -> None:
         while b"\n" in buffered:
             line, buffered = buffered.split(b"\n", 1)
             request = json.loads(line)
-            if "audit" in request:
-                print(json.dumps({"id": request["id"], "findings": _audit(request["audit"])}),
-                      file=out, flush=True)
-                continue
             try:
                 pid = os.fork()
             except OSError as exc:
@@ -138,21 +132,6 @@ def main(preload: list[str]) -> None:
                 _child(request)
             _SUPERVISORS.add(pid)
             print(json.dumps({"id": request["id"], "pid": pid}), file=out, flush=True)
-
-
-def _audit(items: list[dict]) -> list[list[str]]:
-    """``nnbolts.grading.audit_source`` on each ``{"source", "graded"}`` (static, no execution)."""
-    try:
-        from nnbolts.grading import audit_source
-    except ImportError:
-        return [[] for _ in items]
-    results = []
-    for item in items:
-        try:
-            results.append(audit_source(item["source"], graded=item["graded"]))
-        except (RecursionError, MemoryError, ValueError) as exc:
-            results.append([f"the code could not be audited ({type(exc).__name__})"])
-    return results
 
 
 _SUPERVISORS: set[int] = set()  # the notebooks' supervisors this zygote forked and not reaped

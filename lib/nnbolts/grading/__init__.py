@@ -120,6 +120,7 @@ from ._engine import DEFAULT_BUDGET, DEFAULT_TIMEOUT, Call, check_elementwise, c
 from ._inits import check_initializer
 from ._minibatches import check_minibatches
 from ._mistakes import Mistake, add_known_mistake, known_mistakes
+from ._remote import harness, in_kernel
 from ._rules import RULES, RuleSpec, check_rule
 from ._schedules import check_schedule
 
@@ -149,6 +150,8 @@ __all__ = [
     "check_rule",
     "check_schedule",
     "devices",
+    "harness",
+    "in_kernel",
     "integrity_check",
     "known_mistakes",
     "tampering",

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import contextvars
+
 import torch
+
+RUN_SEED: contextvars.ContextVar[int] = contextvars.ContextVar("run_seed", default=0)
+"""Added to every check's seed: the trusted side draws it afresh for each grading run (and
+records it), so a submission cannot know its cases in advance."""
+
+
+def run_seed(seed: int) -> int:
+    """``seed`` shifted by this run's :data:`RUN_SEED`."""
+    return int(seed) + RUN_SEED.get()
+
 
 DTYPES = (torch.float32, torch.float64)
 """The dtypes every graded function is checked in."""
@@ -44,7 +56,7 @@ class Case:
     """
 
     def __init__(self, seed: int, index: int, device, dtype: torch.dtype):
-        self.seed, self.index = int(seed), int(index)
+        self.seed, self.index = run_seed(seed), int(index)
         self.device, self.dtype = torch.device(device), dtype
         self.generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.index)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import _guard
+from . import _guard, _remote
 from ._cases import DTYPES, Case, _devices_or_default
 from ._compare import (
     Mismatch,
@@ -403,7 +403,7 @@ class Session:
         role = role or self.name
         if not callable(fn):
             fail(role, f"is {describe_value(fn)}, not a function", Where())
-        if not self.anti_cheat:
+        if not self.anti_cheat or _remote.active():
             return
         target = unwrap(fn)
         code = getattr(target, "__code__", None)
@@ -462,19 +462,30 @@ class Session:
         self.watch.hits.clear()
         start = time.monotonic()
         outcome, error = None, None
-        watching = self.watch.watching() if self.anti_cheat else contextlib.nullcontext()
+        remote = _remote.active()
+        watching = (self.watch.watching() if self.anti_cheat and not remote
+                    else contextlib.nullcontext())
         deadline = None
         limit = self._time_left()
-        if limit is not None and threading.current_thread() is not threading.main_thread():
+        if not remote and limit is not None and (
+                threading.current_thread() is not threading.main_thread()):
             self.watch.deadline = start + limit
         try:
-            # the watch outside the time limit: the limit is disarmed before the watch is
-            # taken down, so a late alarm cannot leave the profiler installed
-            with watching, _guard.time_limit(limit) as deadline:
-                outcome = thunk()
+            if remote:  # the student's code runs in its kernel; the channel keeps the time
+                token = _remote.DEADLINE.set(limit)
+                try:
+                    outcome = thunk()
+                finally:
+                    _remote.DEADLINE.reset(token)
+            else:
+                # the watch outside the time limit: the limit is disarmed before the watch is
+                # taken down, so a late alarm cannot leave the profiler installed
+                with watching, _guard.time_limit(limit) as deadline:
+                    outcome = thunk()
         except StudentTimeout:
             error = "timeout"
-        except (KeyboardInterrupt, GradingSetupError, CheatingSuspected):
+        except (KeyboardInterrupt, GradingSetupError, CheatingSuspected,
+                _remote.ObservationError):
             raise
         except BaseException as exc:  # SystemExit from a student's code is a failure too
             error = exc
@@ -497,7 +508,7 @@ class Session:
             fail(role, f"did not finish within {limit} (an infinite loop, or far too slow)",
                  where, [f"call: {call_text}"])
         if error is not None:
-            origin = _student_frame(error.__traceback__)
+            origin = getattr(error, "where", None) or _student_frame(error.__traceback__)
             message = str(error)
             if isinstance(error, SystemExit):
                 message = f"the function called exit({error.code!r})"
@@ -539,6 +550,9 @@ class Session:
     def run(self, body: Callable[[], None]) -> None:
         """Run a hidden test's ``body`` between two integrity checks. Tampering found at the
         end replaces any other verdict."""
+        if _remote.active():  # judged outside the student's process: nothing to protect
+            body()
+            return
         integrity_check()
         try:
             body()

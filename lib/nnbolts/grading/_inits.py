@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from ._cases import _devices_or_default
+from ._cases import _devices_or_default, run_seed
 from ._compare import compare, fmt_number, tolerance, values
 from ._engine import (
     DEFAULT_BUDGET,
@@ -126,7 +126,7 @@ def check_initializer(student, reference, *, name=None, kwargs=None, shapes=None
                 n_cases = len(grid) * len(shapes)
                 for index in range(n_cases):
                     kw, shape = grid[index // len(shapes)], shapes[index % len(shapes)]
-                    case_seed = seed * 7919 + index
+                    case_seed = run_seed(seed) * 7919 + index
                     _one_fill(session, student, reference, name, kw, shape, device, dtype,
                               case_seed, index, n_cases, rtol, atol, catalogue, statistical,
                               takes_generator, requires_grad, random_reference)

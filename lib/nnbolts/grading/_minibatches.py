@@ -6,7 +6,7 @@ import torch
 
 import nnbolts.data
 
-from ._cases import _devices_or_default
+from ._cases import _devices_or_default, run_seed
 from ._compare import compare_tensors, describe_type, first_change, values
 from ._engine import (
     DEFAULT_BUDGET,
@@ -81,7 +81,7 @@ def check_minibatches(student, *, reference=None, n=23, features=3, configs=None
             for dtype in _resolve_dtypes(dtypes):
                 for k, config in enumerate(configs):
                     _one_epoch(session, student, reference, config, k, len(configs), n,
-                               features, device, dtype, _SEED_OFFSET + seed * 104729 + k,
+                               features, device, dtype, _SEED_OFFSET + run_seed(seed) * 104729 + k,
                                match_order)
 
     session.run(body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import nnbolts.schedules as S
 
 from ._compare import compare_lists, compare_numbers, fmt_number
+from . import _remote
 from ._engine import DEFAULT_BUDGET, DEFAULT_TIMEOUT, Session, Where, describe_call, fail
 from ._mistakes import Mistake, known_mistakes
 
@@ -130,10 +131,11 @@ def _compare_schedule(session, label, config, ref, stu, step_list, rtol, atol, k
     made = describe_call(label, [], (), config) if config else label
     expected = [float(session.reference(ref, t)) for t in step_list]
     got = []
-    for t in step_list:
+    calls = _calls(session, stu, step_list, made if config else "schedule")
+    for i, t in enumerate(step_list):
         where = Where(extra=f"step {t}" + (f", configuration {k + 1} of {n}" if n > 1 else ""))
         call_text = f"{made}({t})" if config else f"schedule({t})"
-        value = session.student(lambda t=t: stu(t), where, call_text)
+        value = session.student(calls[i], where, call_text)
         mismatch = compare_numbers(expected[len(got)], value, rtol, atol)
         if mismatch is not None and mismatch.what == "type":
             fail(label, mismatch.text, where, [f"call: {call_text}"])
@@ -154,8 +156,10 @@ def _compare_schedule(session, label, config, ref, stu, step_list, rtol, atol, k
                  *[f"This looks like: {m} (hint: {h})" for m, h in diagnosed]]
         fail(label, "wrong learning rate", where, lines)
     again = []
-    for t in reversed(step_list):
-        again.append(float(session.student(lambda t=t: stu(t), Where(extra=f"step {t}"),
+    backwards = list(reversed(step_list))
+    calls = _calls(session, stu, backwards, made if config else "schedule")
+    for i, t in enumerate(backwards):
+        again.append(float(session.student(calls[i], Where(extra=f"step {t}"),
                                            f"schedule({t})")))
     again.reverse()
     first, _, _, _ = compare_lists(got, again, 0.0, 0.0, exact=True)
@@ -166,3 +170,12 @@ def _compare_schedule(session, label, config, ref, stu, step_list, rtol, atol, k
             f"order and {fmt_number(again[first])} when evaluated in reverse order",
             "a schedule must compute the rate from its argument alone, without counting its "
             "own calls or keeping other state"])
+
+
+def _calls(session, stu, steps, label):
+    """One thunk per step. A schedule in the student's kernel is asked for all steps in one
+    exchange (a thousand round trips would take seconds); a local one is called step by step."""
+    if isinstance(stu, _remote.RemoteCallable):
+        return session.student(lambda: stu.many([(t,) for t in steps]), Where(),
+                               f"{label}(step) for {len(steps)} steps")
+    return [lambda t=t: stu(t) for t in steps]

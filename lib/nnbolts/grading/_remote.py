@@ -1,0 +1,300 @@
+"""The student's functions as the trusted side sees them: proxies that ask the student's kernel
+for observations through a :class:`Channel`.
+
+A hidden test runs in the grader's own process (``grading.trusted``); every name it reads that
+the test does not define -- ``adam_step``, ``answer`` -- is fetched from the student's kernel:
+plain values (numbers, strings, tensors, containers) by copy, functions and other objects as
+proxies (:class:`RemoteCallable`, :class:`RemoteObject`) whose calls travel over the channel
+with the arguments encoded by ``harness/observe.py``'s wire format and the results decoded
+with every type and size checked. An argument the student's function changed in place comes
+back and is written into the grader's own copy, so the engine's checks ("modified its
+argument", "did not fill the tensor it was given") work as on a local function.
+
+Nothing the kernel sends is executed: a malformed reply raises :class:`ObservationError`, and
+the cell scores 0.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import importlib.util
+import os
+import sys
+
+import torch
+
+_HARNESS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir,
+                             os.pardir, "harness", "observe.py")
+
+
+def _load_wire():
+    """The wire format of ``harness/observe.py`` (one file: the kernel runs the same code)."""
+    name = "_grading_wire"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, os.path.realpath(_HARNESS_FILE))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[name] = module
+    return module
+
+
+wire = _load_wire()
+ProtocolError = wire.ProtocolError
+
+
+def harness_source() -> str:
+    """The source the kernel runs to answer observations (public protocol)."""
+    with open(os.path.realpath(_HARNESS_FILE), encoding="utf-8") as f:
+        return f.read()
+
+
+class ObservationError(Exception):
+    """The kernel gave no valid observation: a malformed reply, a dead kernel, no answer."""
+
+
+class StudentError(Exception):
+    """An exception raised by the student's code in the kernel (its type's name is kept)."""
+
+    where: str | None = None
+
+
+_ERROR_TYPES: dict[str, type] = {}
+
+
+def _student_error(name: str, message: str, where) -> BaseException:
+    if not name.isidentifier():
+        name = "Error"
+    klass = _ERROR_TYPES.get(name)
+    if klass is None:
+        klass = _ERROR_TYPES[name] = type(name, (StudentError,), {"__module__": "student"})
+    exc = klass(message)
+    exc.where = where if isinstance(where, str) else None
+    return exc
+
+
+# The seconds the current student call may still take (set by the engine around each call).
+DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
+# The channel of the notebook being judged (set by the trusted runner).
+CHANNEL: contextvars.ContextVar = contextvars.ContextVar("channel", default=None)
+# The harness classes of the cell being judged, by name (their instances travel by attributes).
+HARNESS_CLASSES: contextvars.ContextVar[frozenset] = contextvars.ContextVar(
+    "harness_classes", default=frozenset())
+
+
+class Channel:
+    """What the trusted side needs of a kernel: ``request(message, timeout) -> reply``.
+
+    ``request`` raises :class:`TimeoutError` when no reply came within ``timeout`` seconds (the
+    implementation has interrupted the kernel by then) and :class:`ObservationError` when the
+    kernel is gone or its reply is not a JSON object."""
+
+    def request(self, message: dict, timeout: float | None) -> dict:
+        raise NotImplementedError
+
+
+def active() -> bool:
+    return CHANNEL.get() is not None
+
+
+def _channel() -> Channel:
+    channel = CHANNEL.get()
+    if channel is None:
+        raise ObservationError("no student kernel to observe")
+    return channel
+
+
+def _ask(message: dict, timeout: float | None = None) -> dict:
+    from ._guard import StudentTimeout
+
+    if timeout is None:
+        timeout = DEADLINE.get()
+    message = {"protocol": wire.PROTOCOL, **message}
+    try:
+        reply = _channel().request(message, timeout)
+    except TimeoutError:
+        raise StudentTimeout() from None
+    if not isinstance(reply, dict):
+        raise ObservationError("the kernel's reply is not an object")
+    if "protocol_error" in reply:
+        raise ObservationError(f"the kernel could not answer: {str(reply['protocol_error'])[:300]}")
+    return reply
+
+
+def _decode(data, refs=None):
+    def handle(hid, kind):
+        return RemoteCallable(hid, kind) if kind == "callable" else RemoteObject(hid, kind)
+
+    def resolve(path):
+        if refs is None:
+            raise ProtocolError("a reference where none is expected")
+        value = refs
+        try:
+            for step in path:
+                value = value[step]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise ProtocolError("a reference to nothing") from exc
+        return value
+
+    def harness(cls, attributes):  # what became of a harness object the grader sent: data
+        return wire.HarnessObject(cls, attributes)
+
+    try:
+        return wire.decode(data, handle=handle, refs=resolve, harness=harness)
+    except ProtocolError as exc:
+        raise ObservationError(f"malformed reply from the kernel: {exc}") from None
+    except (ValueError, TypeError, OverflowError, RuntimeError) as exc:
+        raise ObservationError(f"malformed reply from the kernel: {type(exc).__name__}") from None
+
+
+def _encode(value):
+    try:
+        return wire.encode(value, harness_classes=HARNESS_CLASSES.get())
+    except ProtocolError as exc:
+        from ._guard import GradingSetupError
+
+        raise GradingSetupError(f"the hidden test passes a value the kernel cannot receive: "
+                                f"{exc}") from None
+
+
+def _outcome(reply: dict, refs=None):
+    if "raised" in reply:
+        raised = reply["raised"]
+        if not isinstance(raised, dict):
+            raise ObservationError("malformed reply from the kernel: a bad error report")
+        raise _student_error(str(raised.get("error", "Error"))[:100],
+                             str(raised.get("message", ""))[:2000], raised.get("where"))
+    if "stop" in reply:
+        raise StopIteration
+    if "ok" not in reply:
+        raise ObservationError("malformed reply from the kernel: no result")
+    return _decode(reply["ok"], refs)
+
+
+def _write_back(local, after) -> None:
+    """What the student's code did to its arguments, into the grader's own copies."""
+    if isinstance(local, torch.Tensor):
+        if not isinstance(after, torch.Tensor):
+            raise ObservationError("malformed reply from the kernel: an argument changed kind")
+        with torch.no_grad():
+            if after.shape == local.shape and after.dtype == local.dtype:
+                local.copy_(after.to(local.device))
+            else:  # resized or re-typed in place (t.data = ...): show what it became
+                local.data = after.to(local.device)
+    elif isinstance(local, torch.Generator):
+        if isinstance(after, torch.Generator):
+            try:
+                local.set_state(after.get_state())
+            except RuntimeError as exc:
+                raise ObservationError("malformed reply: a generator's state") from exc
+    elif isinstance(local, (list, tuple)) and isinstance(after, (list, tuple)):
+        if isinstance(local, list) and len(after) != len(local):
+            local[:] = after
+            return
+        for a, b in zip(local, after):
+            _write_back(a, b)
+    elif isinstance(local, dict) and isinstance(after, dict):
+        for key in list(local):
+            if key in after:
+                _write_back(local[key], after[key])
+
+
+class RemoteObject:
+    """A value of the student's kernel that cannot travel (an iterator, an object)."""
+
+    def __init__(self, hid: int, kind: str = "object", name: str | None = None):
+        self.id, self.kind, self.name = hid, kind, name
+
+    def __repr__(self) -> str:
+        return f"<{self.name or self.kind} in the student's kernel>"
+
+    def __iter__(self):
+        reply = _ask({"op": "iter", "handle": self.id})
+        return _outcome(reply)
+
+    def __next__(self):
+        return _outcome(_ask({"op": "next", "handle": self.id}))
+
+    def _wire(self):
+        return wire.Handle(self.id, self.kind)
+
+
+class RemoteCallable(RemoteObject):
+    """A function of the student's kernel: calling it is one observation."""
+
+    def __init__(self, hid: int | None, kind: str = "callable", name: str | None = None):
+        super().__init__(hid, kind, name)
+
+    def _address(self) -> dict:
+        return {"handle": self.id} if self.id is not None else {"name": self.name}
+
+    def __call__(self, *args, **kwargs):
+        sent_args, sent_kwargs = _encode(_handles(list(args))), _encode(_handles(kwargs))
+        reply = _ask({"op": "call", **self._address(), "args": sent_args,
+                      "kwargs": sent_kwargs})
+        if "after" in reply:
+            after = _decode(reply["after"])
+            if not isinstance(after, list) or len(after) != 2:
+                raise ObservationError("malformed reply from the kernel: the arguments after "
+                                       "the call")
+            _write_back(list(args), after[0])
+            _write_back(kwargs, after[1])
+        return _outcome(reply, refs=[list(args), kwargs])
+
+    def many(self, arglists: list[tuple]) -> list:
+        """Thunks, one per argument list, that return the value or raise what the student's
+        code raised: all calls in one exchange (a schedule's thousand steps). After the first
+        exception the remaining thunks raise it again."""
+        reply = _ask({"op": "map", **self._address(),
+                      "args": _encode([list(a) for a in arglists])})
+        results = reply.get("results")
+        if not isinstance(results, list) or len(results) > len(arglists) or not results:
+            raise ObservationError("malformed reply from the kernel: the values of a map")
+        thunks = []
+        for item in results:
+            if not isinstance(item, dict):
+                raise ObservationError("malformed reply from the kernel: a value of a map")
+            thunks.append(lambda item=item: _outcome(item))
+        while len(thunks) < len(arglists):
+            thunks.append(thunks[-1])
+        return thunks
+
+
+def _handles(value):
+    """Proxies among the arguments go back as the handles they stand for."""
+    if isinstance(value, RemoteObject):
+        if value.id is None:
+            raise ObservationError("a named function cannot be passed back")
+        return value._wire()
+    if isinstance(value, list):
+        return [_handles(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_handles(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _handles(v) for k, v in value.items()}
+    return value
+
+
+def fetch(name: str):
+    """The value of ``name`` in the student's notebook: a copy of a plain value, a proxy for a
+    function or another object. Raises ``NameError`` when the notebook does not define it."""
+    reply = _ask({"op": "get", "name": name}, timeout=10.0)
+    if "raised" in reply:
+        raise NameError(f"name {name!r} is not defined (the notebook has no {name})")
+    value = _outcome(reply)
+    if isinstance(value, RemoteObject):
+        value.name = name
+    return value
+
+
+def in_kernel(name: str) -> RemoteCallable:
+    """A function of the public harness (defined in the kernel with ``@grading.harness``), to be
+    called there: ``check_function(in_kernel("your_save_and_load"), uninterrupted_run, ...)``."""
+    return RemoteCallable(None, "callable", name)
+
+
+def harness(obj):
+    """Marks a function or class of a hidden test as public harness code: the trusted runner
+    also defines it in the student's kernel, where :func:`in_kernel` reaches it. On the trusted
+    side it stays what it is."""
+    return obj
