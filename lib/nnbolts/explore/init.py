@@ -458,7 +458,7 @@ def init_chart(grid: InitGrid, replica: int = 0, *, scheme: str | None = None,
     dots = (
         alt.Chart(alt.Data(name="points"))
         .mark_point(filled=True, size=18, stroke="black", strokeWidth=0.5)
-        .encode(x="x1:Q", y="x2:Q",
+        .encode(x=x1, y=x2,
                 shape=alt.Shape("class:N", title="class",
                                 scale=alt.Scale(range=["circle", "triangle-up"])),
                 fill=alt.Fill("class:N", title="class",
