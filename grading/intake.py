@@ -620,5 +620,5 @@ def audit_budget(items: list[tuple[str, dict]], max_chars: int) -> tuple[list, s
     if not left:
         return kept, ""
     chars = sum(size for _, size in left)
-    return kept, (f"static audit: {len(left)} cell(s) with {chars} characters of code were not "
-                  f"audited (over the audit's bound of {max_chars} characters per notebook)")
+    return kept, (f"torch-use policy: {len(left)} cell(s) with {chars} characters of code were "
+                  f"not audited (over the bound of {max_chars} characters read per notebook)")

@@ -112,8 +112,11 @@ def _use(tree: ast.AST, aliases: dict[str, str]) -> _Definition:
         if isinstance(node, ast.Call):
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if name in _COMPUTED and not (name == "getattr" and len(node.args) >= 2 and
-                                          isinstance(node.args[1], ast.Constant)):
+            if name == "getattr":  # a computed attribute of an imported module
+                d.computed |= (len(node.args) >= 2 and not isinstance(node.args[1], ast.Constant)
+                               and isinstance(node.args[0], ast.Name)
+                               and node.args[0].id in aliases)
+            elif name in _COMPUTED:
                 d.computed = True
     return d
 
@@ -176,6 +179,11 @@ def check(assignment: str, student_sources: list[str], tests: dict[str, str]) ->
             continue
     aliases = _aliases(trees)
     defs = _definitions(trees, aliases)
+    course = sorted({name for d in defs.values() for name in d.dotted
+                     if name == "nnbolts" or name.startswith("nnbolts.")})
+    if course:
+        finding.flags.append(f"uses the course library ({', '.join(course[:3])}), which the "
+                             "grading kernels do not have: the reference implementation")
     if any(d.computed for d in defs.values()):
         finding.flags.append("builds names at run time (getattr, importlib, eval, exec): the "
                              "torch-use policy cannot read through it (best-effort)")

@@ -276,7 +276,8 @@ def _device(text: str) -> torch.device:
 
 
 def _decode_tensor(x: dict) -> torch.Tensor:
-    dtype = _DTYPES.get(x.get("dtype"))
+    name = x.get("dtype")
+    dtype = _DTYPES.get(name) if type(name) is str else None
     shape = x.get("shape")
     if dtype is None:
         raise ProtocolError(f"unknown dtype {x.get('dtype')!r}")
@@ -431,7 +432,10 @@ def dispatch(text: str) -> str:
             _define(request["source"], request["names"])
             return json.dumps({"ok": None})
         if op == "get":
-            value = _lookup(request["name"])
+            try:
+                value = _lookup(request["name"])
+            except NameError as exc:
+                return json.dumps({"raised": _error(exc)})
             if callable(value):
                 return json.dumps({"ok": {"$": "handle", "id": _keep(value).id,
                                           "kind": "callable"}})

@@ -356,7 +356,7 @@ def test_a_huge_notebook_is_collected_and_its_audit_is_bounded(config, baseline,
     lim = intake.limits(config)
     t0 = time.monotonic()
     with deadline(60):
-        pipeline.audit(jobs, result["nbs"], result["graded"], None, lim.audit_max_chars)
+        pipeline.apply_policy(jobs, result["nbs"], lim.audit_max_chars)
     seconds = time.monotonic() - t0
     flags = result["jobs"][f"mallory/{A1}/activations"].flags
     assert any("were not audited" in f for f in flags), flags

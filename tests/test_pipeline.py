@@ -30,22 +30,26 @@ ASSIGNMENTS = ["01-activations", "02-initializers", "03-gradient-descent",
 CSV_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name",
                "email", "raw_score", "late_submission_penalty", "score", "max_score"]
 
-# student -> words one of its flags must contain
+# student -> words one of its flags must contain (decided on the trusted side)
 CHEATERS = {
-    "cheat_allclose": "CHEATING SUSPECTED",
-    "cheat_reference": "calls the reference implementation",
-    "cheat_partial_credit": "partial credit",
+    "cheat_reference": "uses the course library",
     "cheat_deleted": "was deleted",
     "cheat_stripped": "metadata of test cell",
-    "cheat_swallow": "error was hidden",
     "cheat_edited": "was edited",
     "loop": "time limit",
     "crash": "kernel exited",
     "corrupt": "unreadable notebook",
     "memory_hog": "memory limit",
     "snoop": "outside its sandbox",
-    "cheat_optim_reference": "calls the reference implementation nnbolts.optim.adam_step",
+    "cheat_optim_reference": "builds names at run time",
 }
+
+# attacks on the old in-kernel checks that the trusted verdict makes inert: a patched
+# torch.allclose, a result displayed for nbgrader's partial credit, an exception handler that
+# hides failures. No flag is needed: they score what their functions earn (the committed
+# table), which is no more than the same notebook without the attack.
+INERT = {"cheat_allclose": "01-activations", "cheat_partial_credit": "01-activations",
+         "cheat_swallow": "01-activations"}
 
 # honest students whose answers are written unlike the instructor's: full marks, no flag
 HONEST = {
@@ -134,7 +138,7 @@ def test_torch_optim_in_an_answer_scores_nothing(run):
     # call to nnbolts, not reported as cheating
     errors = _errors(run, "torch_optim", "04-adaptive-optimizers", "adaptive_optimizers")
     for gid in ("test_adam", "test_adam_amsgrad", "test_adamw"):
-        assert "torch.optim.adam (torch's implementation)" in errors.get(gid, ""), errors
+        assert "uses torch's torch.optim" in errors.get(gid, ""), errors
     score, max_score = _score(run, "torch_optim", "04-adaptive-optimizers")
     assert 0 < score < max_score
 
@@ -146,6 +150,20 @@ def test_each_cheater_is_flagged_and_loses_marks(run, student):
     for assignment, value in run["report"]["scores"][student].items():
         if value is not None:
             assert value[0] < value[1], f"{student} got full marks on {assignment}"
+
+
+@pytest.mark.parametrize("student", sorted(INERT))
+def test_an_attack_on_the_old_in_kernel_checks_is_inert(run, student):
+    """Its test cells hold only what the trusted side wrote: no displayed result, no hidden
+    error; the wrong function it was hiding fails."""
+    score, max_score = _score(run, student, INERT[student])
+    assert score < max_score
+    nb = nbformat.read(str(run["course"] / "autograded" / student / INERT[student] /
+                           "activations.ipynb"), 4)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade") and cell.cell_type == "code":
+            kinds = {o.output_type for o in cell.outputs}
+            assert kinds in ({"stream"}, {"error"}), (cell.metadata["nbgrader"], kinds)
 
 
 EXPECTED_SCORES = Path(__file__).with_name("demo_expected_scores.csv")

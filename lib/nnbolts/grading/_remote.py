@@ -287,10 +287,14 @@ def fetch(name: str):
     return value
 
 
-def in_kernel(name: str) -> RemoteCallable:
-    """A function of the public harness (defined in the kernel with ``@grading.harness``), to be
-    called there: ``check_function(in_kernel("your_save_and_load"), uninterrupted_run, ...)``."""
-    return RemoteCallable(None, "callable", name)
+def in_kernel(fn):
+    """A function of the public harness (marked ``@grading.harness``), called in the student's
+    kernel when a hidden test is judged there, and as itself when the checks run in-process
+    (tests of the grader): ``check_function(in_kernel(your_save_and_load), uninterrupted_run,
+    ...)``."""
+    if not active():
+        return fn
+    return RemoteCallable(None, "callable", fn.__name__)
 
 
 def harness(obj):
