@@ -116,7 +116,9 @@ def _use(tree: ast.AST, aliases: dict[str, str]) -> _Definition:
                 d.computed |= (len(node.args) >= 2 and not isinstance(node.args[1], ast.Constant)
                                and isinstance(node.args[0], ast.Name)
                                and node.args[0].id in aliases)
-            elif name in _COMPUTED:
+            elif isinstance(func, ast.Name) and name in _COMPUTED:  # eval, not model.eval
+                d.computed = True
+            elif isinstance(func, ast.Attribute) and name == "import_module":
                 d.computed = True
     return d
 
