@@ -438,7 +438,27 @@ def optimizers_chart(grids: Sequence[OptimizerGrid] | None = None, *, resolution
                                                        range=list(_COLOURS[: len(rules)])),
                         legend=None)).properties(
         width=300, height=360, title="Loss against steps")
-    return (alt.hconcat(left, loss).resolve_scale(color="shared")
+    # One line per optimizer with its current settings, so that every control shows its value
+    # (also for a hidden optimizer) in words.
+    setting = []
+    for key in rules:
+        rule = RULES[key]
+        text = (f"'{rule.label}: ' + (show_{key} ? '' : '(hidden) ') + 'learning rate ' + "
+                f"format(pow(10, lr_{key}), '.2~g')")
+        if rule.values:
+            text += f" + ', {rule.hyper} ' + h_{key}"
+        setting.append(f"datum.o == '{key}' ? {text}")
+    settings = (alt.Chart(alt.Data(values=[{"o": key, "optimizer": labels[key], "row": i}
+                                           for i, key in enumerate(rules)]))
+                .transform_calculate(text=" : ".join(setting) + " : ''")
+                .mark_text(align="left", baseline="middle", fontSize=12)
+                .encode(x=alt.value(4), y=alt.Y("row:O", axis=None), text="text:N",
+                        color=alt.Color("optimizer:N", legend=None,
+                                        scale=alt.Scale(domain=[labels[k] for k in rules],
+                                                        range=list(_COLOURS[: len(rules)]))))
+                .properties(width=660, height=16 * len(rules), title="Settings",
+                            view=alt.ViewConfig(stroke=None)))
+    return (alt.vconcat(alt.hconcat(left, loss), settings).resolve_scale(color="shared")
             .add_params(*params)
             .properties(datasets={"optimizer_runs": data["runs"],
                                   "optimizer_contours": data["contours"],
@@ -624,8 +644,10 @@ def quartic_chart(grid: QuarticGrid | None = None, *, resolution: int = 121):
         x="x:Q", y="f:Q", order="step:Q",
         tooltip=[alt.Tooltip("step:Q"), alt.Tooltip("x:Q", format=".4g"),
                  alt.Tooltip("f:Q", format=".4g")])
-    left = (line + path + minima).properties(width=340, height=300,
-                                             title="Iterates x_t on the curve f(x)")
+    settings = alt.Title(alt.ExprRef(
+        "'Iterates x_t on f(x): η = ' + format(pow(10, log_lr), '.3~g') + ', μ = ' + momentum "
+        "+ ', decay γ: ' + (decay == 1 ? 'none' : decay) + ', x₀ = ' + start"))
+    left = (line + path + minima).properties(width=340, height=300, title=settings)
     right = chosen.mark_line(point=alt.OverlayMarkDef(size=10, color="#D55E00"), clip=True,
                              color="#D55E00").encode(
         x=alt.X("step:Q", title="step t", scale=alt.Scale(domain=[0, grid.steps])),
