@@ -133,7 +133,7 @@ def prepare(block: str) -> Prepared | Verdict:
 def judge(block: str | Prepared, channel, *, seed: int) -> Verdict:
     """Run one hidden-test block against the kernel behind ``channel`` (synchronous; the
     grader calls it from a worker thread, with the block :func:`prepare`-d beforehand)."""
-    from nnbolts.grading import CheatingSuspected, GradingFailure, GradingSetupError, _cases
+    from nnbolts.grading import GradingFailure, GradingSetupError, _cases
     from nnbolts.grading import _remote
 
     prepared = prepare(block) if isinstance(block, str) else block
@@ -156,8 +156,6 @@ def judge(block: str | Prepared, channel, *, seed: int) -> Verdict:
                         + str(reply.get("protocol_error", reply))[:300])
             exec(code, StudentNamespace(_base_namespace()))
             return Verdict(True)
-        except CheatingSuspected as exc:
-            return Verdict(False, "CheatingSuspected", str(exc), flag=str(exc)[:300])
         except GradingSetupError as exc:
             return Verdict(False, "GradingSetupError", f"the grader failed on this test: {exc}",
                            event=f"grader fault: {exc}"[:300])

@@ -37,86 +37,60 @@ student's code is reported with its type, message and the line of the student's 
 Tolerances (:func:`tolerance`): float32 rtol 1.3e-6·k, atol 1e-5·k (torch's defaults); float64
 rtol 1e-7·k, atol 1e-9·k; k = 1 for single calls, 2 for optimizer trajectories.
 
-Anti-cheat and its limits
--------------------------
-Flagged cheating raises :class:`CheatingSuspected`, whose message starts with
-``"CHEATING SUSPECTED:"`` so that the pipeline can list flagged submissions.
+Where the checks run
+--------------------
+A hidden test never runs in the student's kernel. ``grading/trusted.py`` runs each test cell's
+hidden block in the grader's own process, which the confined kernel cannot read, write, signal
+or trace; every name the block reads and does not define (``adam_step``, ``answer``) is fetched
+from the kernel by ``_remote``: a plain value by copy, a function as a proxy whose every call
+is one **observation** -- the arguments travel to the kernel in ``harness/observe.py``'s wire
+format, the student's function runs there, and what it returned (and what it did to its
+arguments) comes back as plain data, every type and size checked. The reference, the
+comparison and the verdict all happen here; what the kernel sends is never executed. A cell
+earns its points only when its block ran to the end on the trusted side; no reply, a malformed
+reply, a timeout or a dead kernel is 0 for that cell, with a message.
 
-1. **Patched comparison functions.** No verdict goes through ``torch.allclose``,
-   ``torch.testing.assert_close``, ``torch.equal``, ``Tensor.__eq__``, ``numpy.allclose``,
-   ``numpy.testing``, ``math.isclose`` or even ``abs``/``max``: tensors are read with
-   ``torch._C.TensorBase.tolist`` (a method of an immutable C type, called with torch functions
-   disabled) and compared with ``float`` operators. Tensor subclasses are refused (their
-   ``__torch_function__`` could lie). :func:`integrity_check` (run before and after every
-   ``check_*``) compares about 60 such functions with the ones captured when this package was
-   imported, checks that the captured ones are genuine (C-implemented, or Python code inside
-   torch's/numpy's own files), that no torch function mode (other than the default-device one)
-   or dispatch mode is active, and that nnbolts' reference functions are neither rebound nor
-   given another ``__code__``. *Limits:* a replacement made before this package was imported
-   is caught only if it is a Python function or object from outside the library (import
-   ``nnbolts.grading`` in the notebook's first, locked cell so that the capture happens before
-   any student code); replacing a C function with another C function before that import, or
-   editing memory with ``ctypes``, is not caught; the student's code can rebind
-   ``nnbolts.grading``'s own functions or ``sys.modules["nnbolts.grading"]`` itself, which no
-   in-process check can see — :func:`audit_source` flags these statically for the pipeline.
-2. **Calling the reference.** While the student's code runs, a profiler
-   (``sys.setprofile`` and ``threading.setprofile``) watches every Python call. The reference
-   and the private nnbolts code it ran (recorded while the grader called it: ``_adam_``,
-   ``Schedule.__call__``, ...) are forbidden: entering one — directly, through a wrapper or
-   alias, ``functools.partial``, an nnbolts optimizer class, or a function rebuilt from the
-   reference's ``__code__`` — and running a verbatim copy of its source (same bytecode, names
-   and constants, compiled elsewhere) are flagged "the submission calls the reference
-   implementation nnbolts.optim.adam_step". Before anything runs, a student function that *is*
-   an nnbolts function (``from nnbolts.optim import adam_step``) or an nnbolts schedule object is
-   flagged too. Public nnbolts helpers stay allowed (``fan_in_and_fan_out`` inside
-   ``xavier_uniform_``, ``sigmoid`` inside ``silu_grad``, ``minibatches`` inside a training
-   loop): while one runs, only the reference and the private code of its own module count;
-   ``forbid=``/``allow=`` adjust this per test. torch's own version of the graded function
-   (``torch.sigmoid`` in ``sigmoid``, ``torch.optim.adam``, ``torch.nn.init.xavier_uniform_``;
-   for AdamW both ``torch/optim/adamw.py`` and the ``adam.py`` its ``step`` runs) is a plain
-   failure, not cheating. The grader's own reference calls run outside the watch.
-   *Limits:* code that removes the profiler is itself flagged, but a student thread started
-   before the check runs unwatched; source that was edited (renamed variables) is not
-   recognised as a copy, nor is a body an honest student could write the same way: fewer than
-   three statements, pure delegation, an ``__init__`` that stores its arguments, a
-   ``__call__`` that forwards, ``__repr__`` and the other protocol methods; C extensions are
-   invisible; a generator made by a public helper is not watched when the student resumes it,
-   unless it belongs to the reference's own module;
-   grading a wrapper whose argument is an nnbolts schedule flags that schedule's calls — wrap
-   plain functions in such tests.
-3. **Infinite loops.** Each student call runs under a wall-clock limit (``timeout``, default
-   10 s; all calls of one test together under ``budget``, default 30 s). In the main thread on
-   POSIX (where a notebook kernel runs cells) this is ``SIGALRM`` via ``setitimer``, restoring
-   any previous handler and timer; it also wakes ``time.sleep``. The alarm repeats every 50 ms
-   after the deadline and, each time, makes the student's frames raise at their next line, so
-   a loop whose ``except``/``except BaseException`` swallows the alarm is still stopped. A
-   replaced ``SIGALRM`` handler is flagged as cheating. Off the main thread, an exception is
-   injected into the thread (``PyThreadState_SetAsyncExc``) and the call watcher raises at the
-   first call after the deadline. *Limits:* Python only notices between bytecodes, so one long
-   C call (a huge matrix product, or ``time.sleep`` off the main thread) finishes first; two
-   nested handlers that both swallow ``BaseException`` outlast the alarm. The pipeline's
-   per-cell and per-notebook timeouts are the backstop: keep ``budget`` below the per-cell
-   timeout.
+The same ``check_*`` functions also run on plain local functions (the grader's own tests, and
+``trusted.LocalChannel``, which answers observations from a dict standing for the notebook):
+a local call simply runs.
 
-Every ``check_*`` takes ``anti_cheat=False`` to switch off measure 2 (and the vetting of the
-student's function) so that the grader can be tested by grading a reference against itself;
-hidden tests leave it on.
+What replaced the in-kernel guard
+---------------------------------
+Until the verdict moved out of the kernel, this package defended itself inside the process the
+student's code controlled (about 900 lines: captured "genuine" comparison functions, integrity
+checks, a call profiler that forbade the reference, fingerprints of pasted copies, ``SIGALRM``
+time limits, a static audit). No check inside one Python process can be protected from other
+code in it, so each measure was replaced by one that does not depend on the kernel:
 
-None of this is a sandbox: the submission runs in the grader's process. Reading files,
-memory blow-ups and kernel crashes are the pipeline's business (separate processes and limits).
+* **Patched comparison functions, torch modes, replaced references** (``torch.allclose``,
+  ``Tensor.__eq__``, a ``TorchFunctionMode``, a rebound ``nnbolts.optim.adam_step``): the
+  comparison and the reference run in the grader's process, which student code never enters.
+  Values arrive as plain data (a tensor subclass or a ``str`` that equals everything cannot
+  cross the wire), and :mod:`._tensors` still refuses tensor subclasses of local functions.
+* **Calling the reference, pasting its source**: the kernel has no ``nnbolts`` in memory and
+  cannot read the course's folders (``grading/sandbox.py`` confines it), so there is no
+  reference to call; a notebook that imports the course library is flagged by the torch-use
+  policy (``grading/policy.py``) and fails in the kernel anyway.
+* **A lookup table of the hidden answers**: the cases are drawn from a fresh seed per run
+  (:data:`._cases.RUN_SEED`, recorded with the run so that a regrade can replay it).
+* **torch's own implementation** (``torch.sigmoid`` in ``sigmoid``, ``torch.optim.Adam``,
+  ``torch.nn.init``, a fused kernel): a per-exercise policy read statically, on the trusted
+  side, from the source of every cell the student could edit (``grading/policy.py``;
+  best-effort: names built at run time are flagged for the instructor, not scored).
+* **Infinite loops**: each observation has a deadline (``timeout=`` per call, ``budget=`` for
+  all calls of one test, see :class:`Session`); the channel interrupts a kernel that does not
+  answer in time and scores the cell 0. The kernel's whole process tree is further limited in
+  memory, processes and CPU time by ``grading/sandbox.py``.
+* **Hiding a failure, a flag or the test itself** (input transformers, a replaced
+  ``run_code``, a custom exception handler, printing the hidden source): the hidden block and
+  the quiz keys never enter the kernel, and the trusted side writes each test cell's output
+  and decides its flags itself.
 """
 
-from ._guard import (  # noqa: I001 - the guard captures the genuine functions first
-    CheatingSuspected,
-    GradingFailure,
-    GradingSetupError,
-    audit_source,
-    integrity_check,
-    tampering,
-)
 from ._cases import DTYPES, Case, cases, devices
 from ._compare import tolerance
 from ._engine import DEFAULT_BUDGET, DEFAULT_TIMEOUT, Call, check_elementwise, check_function
+from ._errors import GradingFailure, GradingSetupError
 from ._inits import check_initializer
 from ._minibatches import check_minibatches
 from ._mistakes import Mistake, add_known_mistake, known_mistakes
@@ -134,13 +108,11 @@ __all__ = [
     "RULES",
     "Call",
     "Case",
-    "CheatingSuspected",
     "GradingFailure",
     "GradingSetupError",
     "Mistake",
     "RuleSpec",
     "add_known_mistake",
-    "audit_source",
     "cases",
     "check_activation",
     "check_elementwise",
@@ -152,8 +124,6 @@ __all__ = [
     "devices",
     "harness",
     "in_kernel",
-    "integrity_check",
     "known_mistakes",
-    "tampering",
     "tolerance",
 ]

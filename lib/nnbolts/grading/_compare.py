@@ -1,8 +1,8 @@
 """Comparing a student's output with the reference's, in plain Python arithmetic.
 
-Tensors are read into Python lists with the genuine ``TensorBase.tolist`` (see ``_guard``) and
-every verdict is made with ``float`` operators, which no submission can patch: there is no call
-to ``torch.allclose``, ``assert_close``, ``numpy`` or even ``abs``/``max`` on the way to a verdict.
+Tensors are read into Python lists (``_tensors.values``; a tensor subclass is refused) and
+compared element by element with ``float`` operators, so that a message can name the first
+differing index, the expected and received values and the largest errors.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._guard import TENSOR_BASE, plain_tensor, values
+from ._tensors import TENSOR_BASE, plain_tensor, values
 
 # (rtol, atol) per dtype, for k = 1. float32 is torch.testing.assert_close's default; float64
 # takes torch's rtol with a tighter atol (the cases are built so that every known mistake is

@@ -1,28 +1,25 @@
 """The comparison engine shared by every ``check_*`` function.
 
-A :class:`Session` runs one hidden test: it vets the student's function and the reference,
-runs the reference (recording which nnbolts code it needs) and the student's code (watched,
-timed, with cloned inputs), and turns every problem into a :class:`GradingFailure` whose message
-names the function, the device, the dtype, the case and the call.
+A :class:`Session` runs one hidden test on the trusted side: it runs the reference and the
+student's code (each on its own clone of the inputs; a call of a proxy from ``_remote`` is one
+observation of the student's kernel, timed by the channel), and turns every problem into a
+:class:`GradingFailure` whose message names the function, the device, the dtype, the case and
+the call.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import inspect
 import linecache
 import os
-import threading
 import time
 import traceback
-import types
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from . import _guard, _remote
+from . import _remote
 from ._cases import DTYPES, Case, _devices_or_default
 from ._compare import (
     Mismatch,
@@ -36,26 +33,25 @@ from ._compare import (
     values,
     with_article,
 )
-from ._guard import (
-    GRADING_DIR,
-    NNBOLTS_DIR,
-    TENSOR_BASE,
-    TORCH_DIR,
-    CheatingSuspected,
-    GradingFailure,
-    GradingSetupError,
-    StudentTimeout,
-    Watch,
-    integrity_check,
-    qualified_name,
-)
+from ._errors import GradingFailure, GradingSetupError, StudentTimeout
 from ._mistakes import Mistake, known_mistakes
+from ._tensors import TENSOR_BASE, clone_tensor
 
 DEFAULT_TIMEOUT = 10.0
-"""Seconds one call of a student's function may take before it is stopped."""
+"""Seconds one call of a student's function in its kernel may take before it is stopped."""
 
 DEFAULT_BUDGET = 30.0
 """Seconds all calls of a student's function in one hidden test may take together."""
+
+
+def _package_dir(module) -> str:
+    return os.path.dirname(os.path.abspath(module.__file__)) + os.sep
+
+
+# Frames in these folders are not the student's (for "in your code: line ..." of an exception
+# raised by a local function; an exception from the kernel carries its own line).
+_LIBRARY_DIRS = tuple(_package_dir(m) for m in (torch, os)) + (
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,)
 
 
 # --------------------------------------------------------------------------------------------
@@ -93,7 +89,7 @@ def clone_value(x):
     """A deep copy of tensors (detached), dicts, lists and tuples; generators are copied with
     their state; anything else is shared (numbers, strings, None)."""
     if isinstance(x, TENSOR_BASE):
-        return _guard.clone_tensor(x)
+        return clone_tensor(x)
     if isinstance(x, dict):
         return {k: clone_value(v) for k, v in x.items()}
     if isinstance(x, list):
@@ -218,13 +214,11 @@ def mismatch_lines(mismatch: Mismatch, rtol: float, atol: float, *, label: str =
     return lines
 
 
-def fail(name: str, problem: str, where: Where, lines=(), *, cheating=False):
+def fail(name: str, problem: str, where: Where, lines=()):
     head = f"{name}: {problem}"
     if where.text():
         head += f" ({where.text()})"
     message = "\n  ".join([head, *[line for line in lines if line]])
-    if cheating:
-        raise CheatingSuspected(message)
     raise GradingFailure(message)
 
 
@@ -233,91 +227,10 @@ def _student_frame(tb) -> str | None:
     found = None
     for frame, lineno in traceback.walk_tb(tb):
         path = frame.f_code.co_filename
-        if path.startswith((TORCH_DIR, NNBOLTS_DIR, _guard.NUMPY_DIR)) or path == __file__:
-            continue
-        if path.startswith(os.path.dirname(os.__file__)):
+        if path.startswith(_LIBRARY_DIRS) or path == __file__:
             continue
         source = linecache.getline(path, lineno).strip()
         found = f"line {lineno}, in {frame.f_code.co_name}" + (f": {source}" if source else "")
-    return found
-
-
-# --------------------------------------------------------------------------------------------
-# the student's function: where it comes from
-# --------------------------------------------------------------------------------------------
-
-def unwrap(fn):
-    """The function behind partials, bound methods and ``functools.wraps`` wrappers."""
-    seen = set()
-    while id(fn) not in seen:
-        seen.add(id(fn))
-        if isinstance(fn, functools.partial):
-            fn = fn.func
-        elif isinstance(fn, types.MethodType):
-            fn = fn.__func__
-        elif getattr(fn, "__wrapped__", None) is not None and not isinstance(fn, type):
-            fn = fn.__wrapped__
-        else:
-            break
-    return fn
-
-
-def _in_nnbolts(path: str) -> bool:
-    return path.startswith(NNBOLTS_DIR) and not path.startswith(GRADING_DIR)
-
-
-def public_name(fn) -> str:
-    """``nnbolts.optim.adam_step`` rather than ``nnbolts.optim.adam.adam_step`` where the
-    package re-exports it."""
-    module = getattr(fn, "__module__", None) or ""
-    qual = getattr(fn, "__qualname__", getattr(fn, "__name__", "?"))
-    parent = module.rpartition(".")[0]
-    if parent:
-        import sys
-
-        package = sys.modules.get(parent)
-        if package is not None and getattr(package, qual, None) is fn:
-            return f"{parent}.{qual}"
-    return f"{module}.{qual}" if module else qual
-
-
-# --------------------------------------------------------------------------------------------
-# torch's own implementations of graded functions (discouraged: a plain failure)
-# --------------------------------------------------------------------------------------------
-
-_TORCH_ALIASES = {
-    "sigmoid": ("sigmoid", "sigmoid_", "expit"),
-    "tanh": ("tanh", "tanh_"),
-    "relu": ("relu", "relu_"),
-    "leaky_relu": ("leaky_relu", "leaky_relu_"),
-    "elu": ("elu", "elu_"),
-    "silu": ("silu", "silu_"),
-    "softmax": ("softmax", "_softmax"),
-    "log_softmax": ("log_softmax", "_log_softmax"),
-}
-
-
-def _module_codes(module) -> list[types.CodeType]:
-    """Code objects of the functions and methods defined in ``module``'s own file."""
-    path = getattr(module, "__file__", None)
-    found = []
-
-    def add(obj):
-        obj = inspect.unwrap(obj) if callable(obj) else obj
-        code = getattr(obj, "__code__", None)
-        if code is not None and code.co_filename == path:
-            found.append(code)
-
-    for value in vars(module).values():
-        if isinstance(value, type) and getattr(value, "__module__", None) == module.__name__:
-            for member in vars(value).values():
-                if isinstance(member, (staticmethod, classmethod)):
-                    member = member.__func__
-                elif isinstance(member, property):
-                    member = member.fget
-                add(member)
-        elif callable(value):
-            add(value)
     return found
 
 
@@ -328,185 +241,54 @@ def _module_codes(module) -> list[types.CodeType]:
 class Session:
     """One hidden test: the student's functions against the references.
 
-    ``references`` are the reference callables (their own code, and the private nnbolts code
-    they run, become forbidden to the student); ``torch_names`` are names of torch built-ins the
-    student must not call (torch's own version of the graded function); ``torch_modules`` and
-    ``torch_functions`` the same for Python code in torch.
+    ``timeout`` limits each call of a student's function in its kernel and ``budget`` all of
+    them together (seconds): the channel stops a call after the smaller of ``timeout`` and what
+    is left of ``budget`` (``_remote.DEADLINE``), and the calls' total is checked against
+    ``budget`` after each one. A local function (the grader's own tests) simply runs.
     """
 
-    def __init__(self, name: str, references, *, timeout=DEFAULT_TIMEOUT,
-                 budget=DEFAULT_BUDGET, forbid=(), allow=(), torch_names=(),
-                 torch_functions=(), torch_modules=(), anti_cheat=True):
+    def __init__(self, name: str, *, timeout=DEFAULT_TIMEOUT, budget=DEFAULT_BUDGET):
         self.name = name
-        self.anti_cheat = anti_cheat
         self.timeout, self.budget = timeout, budget
         self.used, self.calls = 0.0, 0
-        self.watch = Watch()
-        self.recorder = _guard.Recorder()
-        self.references = [r for r in references if r is not None]
-        self._reference_files = set()
-        for ref in self.references:
-            self._vet_reference(ref)
-            code = getattr(unwrap(ref), "__code__", None)
-            if code is not None:
-                self.watch.forbid_code(code, public_name(unwrap(ref)), core=True)
-                self._reference_files.add(code.co_filename)
-        for item in forbid:
-            self._forbid(item)
-        for item in allow:
-            code = getattr(unwrap(item), "__code__", None)
-            if code is not None:
-                self.watch.allow_code(code)
-        self._allowed = {getattr(unwrap(a), "__code__", None) for a in allow}
-        label = f"torch's own {name.split('(')[0]}"
-        for tname in torch_names:
-            self.watch.discouraged_builtins[tname] = label
-        for fn in torch_functions:
-            code = getattr(inspect.unwrap(fn), "__code__", None)
-            if code is not None:
-                self.watch.discourage_code(code, public_name(fn))
-        for module in torch_modules:
-            for code in _module_codes(module):
-                self.watch.discourage_code(code, f"{module.__name__} (torch's implementation)")
 
-    # -- the hidden test's own inputs ------------------------------------------------------
-    def _vet_reference(self, ref) -> None:
-        """A reference from nnbolts must still be nnbolts' own code (a rebound module
-        attribute is caught by :func:`integrity_check`; this catches a swapped ``__code__``
-        and a reference object that is not nnbolts' at all)."""
-        target = unwrap(ref)
-        module = getattr(target, "__module__", "") or ""
-        code = getattr(target, "__code__", None)
-        if module.startswith("nnbolts.") and code is not None:
-            captured = _guard.REFERENCE_CODES.get(id(target))
-            if not _in_nnbolts(code.co_filename) or (
-                    captured is not None and captured[1] is not code):
-                raise CheatingSuspected(
-                    f"the reference {public_name(target)} has been replaced (its code now comes "
-                    f"from {code.co_filename}). Submissions must not modify nnbolts.")
-
-    def _forbid(self, item) -> None:
-        target = unwrap(item)
-        code = getattr(target, "__code__", None)
-        if code is not None:
-            if _in_nnbolts(code.co_filename):
-                self.watch.forbid_code(code, public_name(target), core=True)
-            else:
-                self.watch.discourage_code(code, public_name(target))
-        elif callable(target):
-            self.watch.discouraged_builtins[getattr(target, "__name__", "?")] = public_name(
-                target)
-
-    # -- vetting the student's function ----------------------------------------------------
     def vet_student(self, fn, role: str | None = None) -> None:
-        """Fail before running anything if the student's function *is* a library function."""
-        role = role or self.name
+        """Fail before running anything if the student's answer is not a function."""
         if not callable(fn):
-            fail(role, f"is {describe_value(fn)}, not a function", Where())
-        if not self.anti_cheat or _remote.active():
-            return
-        target = unwrap(fn)
-        code = getattr(target, "__code__", None)
-        if code is None and not isinstance(target, (types.BuiltinFunctionType, type)):
-            code = getattr(vars(type(target)).get("__call__"), "__code__", None)
-            if type(target).__module__.startswith("nnbolts.") and not type(
-                    target).__module__.startswith("nnbolts.grading"):
-                fail(role, f"is an object of nnbolts' own {type(target).__qualname__} class: "
-                     "the submission returns the reference implementation instead of its own",
-                     Where(), cheating=True)
-        if code is not None and _in_nnbolts(code.co_filename):
-            fail(role, f"is nnbolts' own {qualified_name(code)}: the submission uses the "
-                 "reference implementation instead of its own", Where(), cheating=True)
-        if code is not None and code in self.watch.forbidden:
-            fail(role, f"is a copy of the reference {self.watch.forbidden[code]}",
-                 Where(), cheating=True)
-        if code is not None and code in self.watch.discouraged:
-            fail(role, f"is {self.watch.discouraged[code]}, which this exercise asks you to "
-                 "implement yourself", Where())
-        if isinstance(target, types.BuiltinFunctionType):
-            name = getattr(target, "__name__", "")
-            if name in self.watch.discouraged_builtins:
-                fail(role, f"is torch's own {name}, which this exercise asks you to implement "
-                     "yourself", Where())
+            fail(role or self.name, f"is {describe_value(fn)}, not a function", Where())
 
     # -- running code ----------------------------------------------------------------------
     def reference(self, fn, *args, **kwargs):
-        """Call a reference (recording the nnbolts code it runs, which the student may then
-        not call). An exception here is the hidden test's fault, not the student's."""
+        """Call a reference. An exception here is the hidden test's fault, not the student's."""
         try:
-            with self.recorder.recording():
-                return fn(*args, **kwargs)
+            return fn(*args, **kwargs)
         except Exception as exc:
             raise GradingSetupError(
                 f"the reference {getattr(fn, '__name__', fn)} raised "
                 f"{type(exc).__name__}: {exc} -- the hidden test passes invalid arguments") from exc
-        finally:
-            self._forbid_footprint()
-
-    def _forbid_footprint(self) -> None:
-        for code in list(self.recorder.codes):
-            if code in self.watch.forbidden or code in self._allowed:
-                continue
-            qual = getattr(code, "co_qualname", code.co_name)
-            private = any(part.startswith("_") and not part.startswith("_check")
-                          for part in qual.split(".") if part != "<locals>")
-            if private and not code.co_filename.endswith(os.sep + "_checks.py"):
-                self.watch.forbid_code(code, core=code.co_filename in self._reference_files)
-        self.recorder.codes.clear()
 
     def student(self, thunk: Callable, where: Where, call_text: str, role: str | None = None):
-        """Run ``thunk()`` (which calls the student's code) watched and timed; turn an
-        exception, a timeout, a use of the reference or of torch's implementation into a
-        failure."""
+        """Run ``thunk()`` (which calls the student's code); turn an exception, a timeout or a
+        test that takes more than its ``budget`` into a failure."""
         role = role or self.name
-        self.watch.hits.clear()
         start = time.monotonic()
         outcome, error = None, None
-        remote = _remote.active()
-        watching = (self.watch.watching() if self.anti_cheat and not remote
-                    else contextlib.nullcontext())
-        deadline = None
-        limit = self._time_left()
-        if not remote and limit is not None and (
-                threading.current_thread() is not threading.main_thread()):
-            self.watch.deadline = start + limit
+        token = _remote.DEADLINE.set(self._time_left())  # read by the channel, if any
         try:
-            if remote:  # the student's code runs in its kernel; the channel keeps the time
-                token = _remote.DEADLINE.set(limit)
-                try:
-                    outcome = thunk()
-                finally:
-                    _remote.DEADLINE.reset(token)
-            else:
-                # the watch outside the time limit: the limit is disarmed before the watch is
-                # taken down, so a late alarm cannot leave the profiler installed
-                with watching, _guard.time_limit(limit) as deadline:
-                    outcome = thunk()
+            outcome = thunk()
         except StudentTimeout:
             error = "timeout"
-        except (KeyboardInterrupt, GradingSetupError, CheatingSuspected,
-                _remote.ObservationError):
+        except (KeyboardInterrupt, GradingSetupError, _remote.ObservationError):
             raise
         except BaseException as exc:  # SystemExit from a student's code is a failure too
             error = exc
         finally:
-            self.watch.deadline = None
-            elapsed = time.monotonic() - start
-            self.used += elapsed
+            _remote.DEADLINE.reset(token)
+            self.used += time.monotonic() - start
             self.calls += 1
-        if (deadline is not None and deadline.fired) or self.watch.expired:
-            # also when the student's code caught the exception; an alarm that lands inside
-            # the profile callback makes CPython drop the profiler, which is then no tampering
-            error = "timeout"
-        elif self.watch.tampered:
-            fail(role, "the submission removed the grader's call watcher (sys.setprofile)",
-                 where, [f"call: {call_text}"], cheating=True)
-        self.watch.tampered = False
-        self._report_hits(role, where, call_text)
         if error == "timeout":
-            limit = self._limit_text()
-            fail(role, f"did not finish within {limit} (an infinite loop, or far too slow)",
-                 where, [f"call: {call_text}"])
+            fail(role, f"did not finish within {self._limit_text()} (an infinite loop, or far "
+                 "too slow)", where, [f"call: {call_text}"])
         if error is not None:
             origin = getattr(error, "where", None) or _student_frame(error.__traceback__)
             message = str(error)
@@ -530,34 +312,6 @@ class Session:
                 self.budget - self.used) < self.timeout:
             return f"the {self.budget:g} s this test allows in total"
         return f"{self.timeout:g} s"
-
-    def _report_hits(self, role, where, call_text) -> None:
-        hits = self.watch.hits
-        for kind, what in hits:
-            if kind == "reference":
-                fail(role, f"the submission calls the reference implementation {what}",
-                     where, [f"call: {call_text}", "submissions must implement the function "
-                             "themselves, not call nnbolts'"], cheating=True)
-            if kind == "copy":
-                fail(role, f"the submission runs a verbatim copy of the reference {what}",
-                     where, [f"call: {call_text}"], cheating=True)
-        for kind, what in hits:
-            if kind == "torch":
-                fail(role, f"uses {what}, which this exercise asks you to implement yourself",
-                     where, [f"call: {call_text}"])
-
-    # -- bracketing a whole hidden test ------------------------------------------------------
-    def run(self, body: Callable[[], None]) -> None:
-        """Run a hidden test's ``body`` between two integrity checks. Tampering found at the
-        end replaces any other verdict."""
-        if _remote.active():  # judged outside the student's process: nothing to protect
-            body()
-            return
-        integrity_check()
-        try:
-            body()
-        finally:
-            integrity_check()
 
 
 # --------------------------------------------------------------------------------------------
@@ -587,8 +341,7 @@ def matching_mistakes(mistakes, call: Call, got, rtol, atol) -> list[Mistake]:
 def check_function(student, reference, make_inputs, *, name=None, n_cases=6, devices=None,
                    dtypes=None, seed=0, rtol=None, atol=None, tolerance_scale=1.0,
                    mistakes=(), elementwise=False, pure=True, timeout=DEFAULT_TIMEOUT,
-                   budget=DEFAULT_BUDGET, forbid=(), allow=(), torch_names=(),
-                   torch_functions=(), anti_cheat=True) -> None:
+                   budget=DEFAULT_BUDGET) -> None:
     """Compare ``student`` with ``reference`` over seeded random cases on every device and
     dtype; return ``None`` if they agree, raise :class:`GradingFailure` (an AssertionError)
     describing the first disagreement otherwise.
@@ -602,40 +355,30 @@ def check_function(student, reference, make_inputs, *, name=None, n_cases=6, dev
     ``rtol``/``atol`` default to :func:`tolerance` of the case's dtype times
     ``tolerance_scale``. ``mistakes`` adds :class:`Mistake` variants to those nnbolts knows for
     ``reference``: when the student's output equals one, the message says so. ``elementwise``
-    shows the input element at the first differing index. ``forbid`` lists further functions
-    the student may not call (nnbolts ones count as cheating, others as a plain failure),
-    ``allow`` nnbolts functions they may call; ``torch_names`` names torch built-ins they may
-    not call. ``timeout`` limits each call, ``budget`` all calls together (seconds).
-    ``anti_cheat=False`` turns off the checks that the student's function is not the
-    reference and does not call it (vetting and the call watcher): only for testing the
-    grader by grading a reference against itself. Hidden tests leave it on.
+    shows the input element at the first differing index. ``timeout`` limits each call of
+    the student's function in its kernel, ``budget`` all calls together (seconds; see
+    :class:`Session`).
 
     Example hidden-test cell: ``check_function(fan_in_and_fan_out, nnbolts.init.fan_in_and_fan_out,
     lambda case: case.randn(*case.shape(min_dims=2)), dtypes=[torch.float64])``
     """
     name = name or getattr(reference, "__name__", "function")
-    session = Session(name, [reference], timeout=timeout, budget=budget, forbid=forbid,
-                      allow=allow, torch_names=torch_names, torch_functions=torch_functions,
-                      anti_cheat=anti_cheat)
+    session = Session(name, timeout=timeout, budget=budget)
     catalogue = list(known_mistakes(reference)) + list(mistakes)
     names = parameter_names(reference)
     chosen_devices = _devices_or_default(devices)
     chosen_dtypes = _resolve_dtypes(dtypes)
-
-    def body():
-        session.vet_student(student)
-        for device in chosen_devices:
-            for dtype in chosen_dtypes:
-                r, a = tolerance(dtype, tolerance_scale)
-                r = rtol if rtol is not None else r
-                a = atol if atol is not None else a
-                for index in range(n_cases):
-                    case = Case(seed, index, device, dtype)
-                    call = Call.of(make_inputs(case))
-                    _one_call(session, student, reference, call, case, r, a, n_cases, names,
-                              catalogue, elementwise, pure)
-
-    session.run(body)
+    session.vet_student(student)
+    for device in chosen_devices:
+        for dtype in chosen_dtypes:
+            r, a = tolerance(dtype, tolerance_scale)
+            r = rtol if rtol is not None else r
+            a = atol if atol is not None else a
+            for index in range(n_cases):
+                case = Case(seed, index, device, dtype)
+                call = Call.of(make_inputs(case))
+                _one_call(session, student, reference, call, case, r, a, n_cases, names,
+                          catalogue, elementwise, pure)
 
 
 def _one_call(session, student, reference, call, case, rtol, atol, n_cases, names, catalogue,
@@ -717,8 +460,7 @@ def _activation_inputs(reference, params, large):
 def check_elementwise(student, reference, *, name=None, params=None, n_cases=6, large=True,
                       devices=None, dtypes=None, seed=0, rtol=None, atol=None,
                       tolerance_scale=1.0, mistakes=(), timeout=DEFAULT_TIMEOUT,
-                      budget=DEFAULT_BUDGET, forbid=(), allow=(), torch_equivalents=True,
-                      anti_cheat=True) -> None:
+                      budget=DEFAULT_BUDGET) -> None:
     """Grade an activation or its derivative against the nnbolts reference.
 
     Inputs come from :meth:`Case.activation_input`: the special values (0, ±1e−7, the
@@ -731,23 +473,16 @@ def check_elementwise(student, reference, *, name=None, params=None, n_cases=6, 
 
     The message shows the input element at the first differing index and, where the output
     matches a known mistake (sigmoid_grad returning σ, tanh_grad as 1 − z², relu_grad 1 at 0,
-    softmax without the max shift, ...), says which. With ``torch_equivalents`` the student may
-    not call torch's own function of the same name (``torch.sigmoid`` in ``sigmoid``).
+    softmax without the max shift, ...), says which. Whether the student may call torch's own
+    function of the same name (``torch.sigmoid`` in ``sigmoid``) is the exercise's torch-use
+    policy, read from the notebook's source by the pipeline, not a matter of this check.
     Other arguments as in :func:`check_function`.
 
     Example hidden-test cell: ``check_elementwise(sigmoid_grad, nnbolts.activations.sigmoid_grad)``
     """
     name = name or reference.__name__
     make, elementwise = _activation_inputs(reference, params, large)
-    torch_names, torch_functions = (), ()
-    if torch_equivalents:
-        torch_names = _TORCH_ALIASES.get(reference.__name__, ())
-        fn = getattr(torch.nn.functional, reference.__name__, None)
-        if isinstance(fn, types.FunctionType):
-            torch_functions = (fn,)
     check_function(student, reference, make, name=name, n_cases=n_cases, devices=devices,
                    dtypes=dtypes, seed=seed, rtol=rtol, atol=atol,
                    tolerance_scale=tolerance_scale, mistakes=mistakes, elementwise=elementwise,
-                   timeout=timeout, budget=budget, forbid=forbid, allow=allow,
-                   torch_names=torch_names, torch_functions=torch_functions,
-                   anti_cheat=anti_cheat)
+                   timeout=timeout, budget=budget)

@@ -20,8 +20,8 @@ from ._engine import (
     mismatch_lines,
     mistake_lines,
 )
-from ._guard import TENSOR_BASE, plain_tensor
 from ._mistakes import Mistake, known_mistakes
+from ._tensors import TENSOR_BASE, plain_tensor
 
 DEFAULT_INIT_SHAPES = ((250, 100), (16, 8, 3, 3), (40, 70))
 STAT_SAMPLES = 20_000
@@ -77,8 +77,7 @@ def _same_distribution(ref: dict, got: dict) -> str | None:
 def check_initializer(student, reference, *, name=None, kwargs=None, shapes=None, devices=None,
                       dtypes=None, seed=0, statistical=True, requires_grad=False,
                       tolerance_scale=1.0, mistakes=(), timeout=DEFAULT_TIMEOUT,
-                      budget=DEFAULT_BUDGET, forbid=(), allow=(),
-                      torch_equivalents=True, anti_cheat=True) -> None:
+                      budget=DEFAULT_BUDGET) -> None:
     """Grade an in-place initializer (``xavier_uniform_(tensor, gain=..., generator=...)``).
 
     For every keyword set in ``kwargs`` (default ``[{}]``), shape in ``shapes`` (default
@@ -97,8 +96,7 @@ def check_initializer(student, reference, *, name=None, kwargs=None, shapes=None
 
     Known mistakes (fan_out for fan_in, the bound without √3, the gain forgotten, the kernel's
     receptive field ignored, normal for uniform, ...) are recognised draw for draw or in
-    distribution. With ``torch_equivalents`` the student may not call ``torch.nn.init``'s
-    function of the same name. ``requires_grad=True`` hands in leaf tensors that require grad
+    distribution. ``requires_grad=True`` hands in leaf tensors that require grad
     (the fill must then happen under ``torch.no_grad()``).
 
     Example hidden-test cell: ``check_initializer(kaiming_uniform_, nnbolts.init.kaiming_uniform_,
@@ -108,30 +106,20 @@ def check_initializer(student, reference, *, name=None, kwargs=None, shapes=None
     grid = [dict(k) for k in kwargs] if kwargs else [{}]
     shapes = [tuple(s) for s in shapes] if shapes else list(DEFAULT_INIT_SHAPES)
     takes_generator = "generator" in inspect.signature(reference).parameters
-    torch_functions = ()
-    if torch_equivalents:
-        same_name = getattr(torch.nn.init, reference.__name__, None)
-        torch_functions = (same_name,) if callable(same_name) else ()
-    session = Session(name, [reference], timeout=timeout, budget=budget, forbid=forbid,
-                      allow=allow, torch_functions=torch_functions,
-                      anti_cheat=anti_cheat)
+    session = Session(name, timeout=timeout, budget=budget)
     catalogue = list(known_mistakes(reference)) + list(mistakes)
     random_reference = [None]
-
-    def body():
-        session.vet_student(student)
-        for device in _devices_or_default(devices):
-            for dtype in _resolve_dtypes(dtypes):
-                rtol, atol = tolerance(dtype, tolerance_scale)
-                n_cases = len(grid) * len(shapes)
-                for index in range(n_cases):
-                    kw, shape = grid[index // len(shapes)], shapes[index % len(shapes)]
-                    case_seed = run_seed(seed) * 7919 + index
-                    _one_fill(session, student, reference, name, kw, shape, device, dtype,
-                              case_seed, index, n_cases, rtol, atol, catalogue, statistical,
-                              takes_generator, requires_grad, random_reference)
-
-    session.run(body)
+    session.vet_student(student)
+    for device in _devices_or_default(devices):
+        for dtype in _resolve_dtypes(dtypes):
+            rtol, atol = tolerance(dtype, tolerance_scale)
+            n_cases = len(grid) * len(shapes)
+            for index in range(n_cases):
+                kw, shape = grid[index // len(shapes)], shapes[index % len(shapes)]
+                case_seed = run_seed(seed) * 7919 + index
+                _one_fill(session, student, reference, name, kw, shape, device, dtype,
+                          case_seed, index, n_cases, rtol, atol, catalogue, statistical,
+                          takes_generator, requires_grad, random_reference)
 
 
 def _generator(device, seed):

@@ -18,7 +18,7 @@ from ._engine import (
     describe_call,
     fail,
 )
-from ._guard import plain_tensor
+from ._tensors import plain_tensor
 
 DEFAULT_CONFIGS = (
     {"batch_size": 5},
@@ -46,8 +46,7 @@ def _dataset(n, features, device, dtype):
 
 def check_minibatches(student, *, reference=None, n=23, features=3, configs=None,
                       devices=None, dtypes=None, seed=0, match_order=True,
-                      timeout=DEFAULT_TIMEOUT, budget=DEFAULT_BUDGET, forbid=(),
-                      allow=(), anti_cheat=True) -> None:
+                      timeout=DEFAULT_TIMEOUT, budget=DEFAULT_BUDGET) -> None:
     """Grade a minibatch iterator ``minibatches(X, y, batch_size, *, shuffle=True,
     drop_last=False, generator=None)`` against ``nnbolts.data.minibatches``.
 
@@ -71,20 +70,15 @@ def check_minibatches(student, *, reference=None, n=23, features=3, configs=None
     """
     reference = reference or nnbolts.data.minibatches
     session = Session("minibatches" if not hasattr(student, "__name__") else student.__name__,
-                      [reference], timeout=timeout, budget=budget, forbid=forbid, allow=allow,
-                      anti_cheat=anti_cheat)
+                      timeout=timeout, budget=budget)
     configs = [dict(c) for c in (configs or DEFAULT_CONFIGS)]
-
-    def body():
-        session.vet_student(student)
-        for device in _devices_or_default(devices):
-            for dtype in _resolve_dtypes(dtypes):
-                for k, config in enumerate(configs):
-                    _one_epoch(session, student, reference, config, k, len(configs), n,
-                               features, device, dtype, _SEED_OFFSET + run_seed(seed) * 104729 + k,
-                               match_order)
-
-    session.run(body)
+    session.vet_student(student)
+    for device in _devices_or_default(devices):
+        for dtype in _resolve_dtypes(dtypes):
+            for k, config in enumerate(configs):
+                _one_epoch(session, student, reference, config, k, len(configs), n,
+                           features, device, dtype, _SEED_OFFSET + run_seed(seed) * 104729 + k,
+                           match_order)
 
 
 def _epoch(session, fn, X, y, config, seed, *, student, where=None, call_text="", limit=None):

@@ -23,6 +23,8 @@ import sys
 
 import torch
 
+from ._errors import GradingSetupError, StudentTimeout
+
 _HARNESS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir,
                              os.pardir, "harness", "observe.py")
 
@@ -105,8 +107,6 @@ def _channel() -> Channel:
 
 
 def _ask(message: dict, timeout: float | None = None) -> dict:
-    from ._guard import StudentTimeout
-
     if timeout is None:
         timeout = DEADLINE.get()
     message = {"protocol": wire.PROTOCOL, **message}
@@ -151,8 +151,6 @@ def _encode(value):
     try:
         return wire.encode(value, harness_classes=HARNESS_CLASSES.get())
     except ProtocolError as exc:
-        from ._guard import GradingSetupError
-
         raise GradingSetupError(f"the hidden test passes a value the kernel cannot receive: "
                                 f"{exc}") from None
 

@@ -3,7 +3,6 @@ multi-step trajectories."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,17 +29,12 @@ from ._mistakes import Mistake, known_mistakes
 @dataclass
 class RuleSpec:
     """An optimizer rule as the grader knows it: the reference pair, which step keywords are
-    also ``*_init`` keywords, the default hyperparameter grid and torch's module for it.
-
-    ``torch_module`` names the module of torch's implementation, or a tuple of modules when
-    that implementation runs code in several files (``torch.optim.AdamW`` is a subclass of
-    ``Adam`` whose ``step`` is in ``torch/optim/adam.py``)."""
+    also ``*_init`` keywords and the default hyperparameter grid."""
 
     init: Callable
     step: Callable
     init_keys: tuple[str, ...] = ()
     grid: list[dict] = field(default_factory=list)
-    torch_module: str | tuple[str, ...] | None = None
 
 
 RULES: dict[str, RuleSpec] = {
@@ -52,7 +46,7 @@ RULES: dict[str, RuleSpec] = {
         {"lr": 0.05, "momentum": 0.9, "dampening": 0.5},
         {"lr": 0.05, "momentum": 0.8, "nesterov": True},
         {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.1},
-    ], "torch.optim.sgd"),
+    ]),
     "sgd_velocity": RuleSpec(O.sgd_velocity_init, O.sgd_velocity_step, (), [
         {"lr": 0.1, "momentum": 0.9},
         {"lr": 0.05, "momentum": 0.5, "nesterov": True},
@@ -62,36 +56,36 @@ RULES: dict[str, RuleSpec] = {
         {"lr": 0.1, "lr_decay": 0.1},
         {"lr": 0.05, "eps": 0.1, "grad_scale": 0.3},
         {"lr": 0.1, "weight_decay": 0.1, "init": {"initial_accumulator_value": 0.5}},
-    ], "torch.optim.adagrad"),
+    ]),
     "rmsprop": RuleSpec(O.rmsprop_init, O.rmsprop_step, ("momentum", "centered"), [
         {"lr": 0.01},
         {"lr": 0.01, "alpha": 0.9, "eps": 0.1, "grad_scale": 0.3},
         {"lr": 0.01, "momentum": 0.9},
         {"lr": 0.01, "centered": True},
         {"lr": 0.01, "weight_decay": 0.1},
-    ], "torch.optim.rmsprop"),
+    ]),
     "adadelta": RuleSpec(O.adadelta_init, O.adadelta_step, (), [
         {},
         {"lr": 0.5, "rho": 0.8, "eps": 1e-3},
         {"weight_decay": 0.1},
-    ], "torch.optim.adadelta"),
+    ]),
     "adam": RuleSpec(O.adam_init, O.adam_step, ("amsgrad",), [
         {"lr": 0.01},
         {"lr": 0.05, "betas": (0.8, 0.99), "eps": 0.1, "grad_scale": 0.3},
         {"lr": 0.01, "weight_decay": 0.1},
         {"lr": 0.01, "betas": (0.9, 0.6), "amsgrad": True, "grad_decay": 0.6},
-    ], "torch.optim.adam"),
+    ]),
     "adamw": RuleSpec(O.adamw_init, O.adamw_step, ("amsgrad",), [
         {"lr": 0.01, "weight_decay": 0.1},
         {"lr": 0.05, "betas": (0.8, 0.99), "eps": 0.1, "weight_decay": 0.05,
          "grad_scale": 0.3},
         {"lr": 0.01, "betas": (0.9, 0.6), "weight_decay": 0.1, "amsgrad": True,
          "grad_decay": 0.6},
-    ], ("torch.optim.adamw", "torch.optim.adam")),
+    ]),
     "nadam": RuleSpec(O.nadam_init, O.nadam_step, (), [
         {"lr": 0.01},
         {"lr": 0.01, "betas": (0.8, 0.99), "momentum_decay": 0.01, "weight_decay": 0.1},
-    ], "torch.optim.nadam"),
+    ]),
 }
 
 _RESERVED = ("init", "grad_scale", "grad_decay")
@@ -116,8 +110,7 @@ def _hp_text(step_kw: dict, init_kw: dict) -> str:
 def check_rule(student_init, student_step, rule: str = "adam", hyperparams=None, *, steps=8,
                shapes=None, reference=None, devices=None, dtypes=None, seed=0,
                tolerance_scale=2.0, mistakes=(), timeout=DEFAULT_TIMEOUT,
-               budget=DEFAULT_BUDGET, forbid=(), allow=(), torch_equivalents=True,
-               anti_cheat=True) -> None:
+               budget=DEFAULT_BUDGET) -> None:
     """Grade an optimizer rule: the student's ``init(param, **init_kw) -> state`` and
     ``step(param, grad, state, **hp) -> (new_param, new_state)`` against nnbolts' pair.
 
@@ -141,7 +134,6 @@ def check_rule(student_init, student_step, rule: str = "adam", hyperparams=None,
     When the student's trajectory equals a known wrong variant (no bias correction, ε inside
     the root, wrong sign, off-by-one step count, momentum buffer started at zero, L2 instead of
     decoupled decay, AMSGrad's maximum over the wrong tensor, ...) the message says which.
-    With ``torch_equivalents`` the student may not call ``torch.optim``'s implementation.
     Tolerances are :func:`tolerance` times ``tolerance_scale``; other arguments as in
     :func:`check_function`.
 
@@ -155,42 +147,22 @@ def check_rule(student_init, student_step, rule: str = "adam", hyperparams=None,
     else:
         base = RULES.get(rule)
         spec = RuleSpec(reference[0], reference[1], base.init_keys if base else (),
-                        base.grid if base else [{}], base.torch_module if base else None)
+                        base.grid if base else [{}])
     grid = [dict(h) for h in (hyperparams if hyperparams is not None else spec.grid)] or [{}]
     step_name = getattr(student_step, "__name__", None) or f"{rule}_step"
     init_name = getattr(student_init, "__name__", None) or f"{rule}_init"
-    torch_modules = _torch_modules(spec.torch_module) if torch_equivalents else ()
-    session = Session(step_name, [spec.init, spec.step], timeout=timeout, budget=budget,
-                      forbid=forbid, allow=allow, torch_modules=torch_modules,
-                      anti_cheat=anti_cheat)
+    session = Session(step_name, timeout=timeout, budget=budget)
     catalogue = list(known_mistakes(spec.step if reference is None else rule)) + list(mistakes)
     shapes = list(shapes) if shapes else list(DEFAULT_SHAPES)
-
-    def body():
-        session.vet_student(student_init, init_name)
-        session.vet_student(student_step, step_name)
-        for device in _devices_or_default(devices):
-            for dtype in _resolve_dtypes(dtypes):
-                rtol, atol = tolerance(dtype, tolerance_scale)
-                for i, hp in enumerate(grid):
-                    _trajectory(session, spec, student_init, student_step, init_name,
-                                step_name, hp, i, len(grid), shapes[i % len(shapes)],
-                                Case(seed, i, device, dtype), steps, rtol, atol, catalogue)
-
-    session.run(body)
-
-
-def _torch_modules(names) -> tuple:
-    """The torch modules named (one name or a tuple), leaving out any this torch lacks."""
-    if not names:
-        return ()
-    modules = []
-    for name in (names,) if isinstance(names, str) else names:
-        try:
-            modules.append(importlib.import_module(name))
-        except ImportError:  # pragma: no cover - torch without that module
-            pass
-    return tuple(modules)
+    session.vet_student(student_init, init_name)
+    session.vet_student(student_step, step_name)
+    for device in _devices_or_default(devices):
+        for dtype in _resolve_dtypes(dtypes):
+            rtol, atol = tolerance(dtype, tolerance_scale)
+            for i, hp in enumerate(grid):
+                _trajectory(session, spec, student_init, student_step, init_name,
+                            step_name, hp, i, len(grid), shapes[i % len(shapes)],
+                            Case(seed, i, device, dtype), steps, rtol, atol, catalogue)
 
 
 def _trajectory(session, spec, student_init, student_step, init_name, step_name, hp, i, n_hp,

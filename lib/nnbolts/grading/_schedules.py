@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import nnbolts.schedules as S
 
-from ._compare import compare_lists, compare_numbers, fmt_number
 from . import _remote
+from ._compare import compare_lists, compare_numbers, fmt_number
 from ._engine import DEFAULT_BUDGET, DEFAULT_TIMEOUT, Session, Where, describe_call, fail
 from ._mistakes import Mistake, known_mistakes
 
@@ -68,8 +68,7 @@ def _matching(catalogue, hp: dict, step_list, got, rtol, atol) -> list[tuple[str
 
 
 def check_schedule(student, reference, *, steps=100, configs=None, name=None, rtol=1e-6,
-                   atol=1e-12, timeout=DEFAULT_TIMEOUT, budget=DEFAULT_BUDGET, forbid=(),
-                   allow=(), anti_cheat=True, mistakes=()) -> None:
+                   atol=1e-12, timeout=DEFAULT_TIMEOUT, budget=DEFAULT_BUDGET, mistakes=()) -> None:
     """Grade a learning-rate schedule: ``schedule(step) -> lr`` for ``step`` in
     ``range(steps)`` (or the given iterable of steps) against the reference's rates.
 
@@ -88,42 +87,34 @@ def check_schedule(student, reference, *, steps=100, configs=None, name=None, rt
     decay that overshoots ``total_steps``, a cosine that ignores ``final_lr``, a warmup that
     does not restart the wrapped schedule's clock, integer division, ...; see
     :func:`known_mistakes`), plus ``mistakes``: :class:`Mistake` objects whose ``fn`` takes the
-    reference schedule's hyperparameters as keywords and returns the wrong schedule. Calls
-    into nnbolts' schedules count as cheating, so when grading a
-    wrapper (``warmup``, ``sequence``) wrap plain functions (``lambda t: 0.1``) or the student's
-    own schedules, not nnbolts schedule objects. Other arguments as in :func:`check_function`.
+    reference schedule's hyperparameters as keywords and returns the wrong schedule. Other
+    arguments as in :func:`check_function`.
 
     Example hidden-test cell: ``check_schedule(cosine, nnbolts.schedules.cosine,
     configs=[dict(lr=0.1, total_steps=50)], steps=80)``
     """
     step_list = list(range(steps)) if isinstance(steps, int) else [int(s) for s in steps]
     label = name or getattr(reference, "__name__", None) or repr(reference)
-    session = Session(label, [reference if configs is not None else None], timeout=timeout,
-                      budget=budget, forbid=forbid, allow=allow,
-                      anti_cheat=anti_cheat)
+    session = Session(label, timeout=timeout, budget=budget)
     catalogue = _catalogue(reference, mistakes)
-
-    def body():
-        session.vet_student(student)
-        pairs = []
-        if configs is None:
-            pairs.append(({}, reference, student))
-        else:
-            for config in configs:
-                ref = session.reference(reference, **config)
-                call_text = describe_call(label, [], (), config)
-                where = Where(extra=f"configuration {len(pairs) + 1} of {len(configs)}")
-                built = session.student(lambda c=config: student(**c), where, call_text)
-                if not callable(built):
-                    fail(label, f"returned {type(built).__name__}, not a schedule (a callable "
-                         "step -> lr)", where, [f"call: {call_text}"])
-                session.vet_student(built, label)
-                pairs.append((config, ref, built))
-        for k, (config, ref, stu) in enumerate(pairs):
-            _compare_schedule(session, label, config, ref, stu, step_list, rtol, atol, k,
-                              len(pairs), catalogue)
-
-    session.run(body)
+    session.vet_student(student)
+    pairs = []
+    if configs is None:
+        pairs.append(({}, reference, student))
+    else:
+        for config in configs:
+            ref = session.reference(reference, **config)
+            call_text = describe_call(label, [], (), config)
+            where = Where(extra=f"configuration {len(pairs) + 1} of {len(configs)}")
+            built = session.student(lambda c=config: student(**c), where, call_text)
+            if not callable(built):
+                fail(label, f"returned {type(built).__name__}, not a schedule (a callable "
+                     "step -> lr)", where, [f"call: {call_text}"])
+            session.vet_student(built, label)
+            pairs.append((config, ref, built))
+    for k, (config, ref, stu) in enumerate(pairs):
+        _compare_schedule(session, label, config, ref, stu, step_list, rtol, atol, k,
+                          len(pairs), catalogue)
 
 
 def _compare_schedule(session, label, config, ref, stu, step_list, rtol, atol, k, n,
