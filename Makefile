@@ -16,7 +16,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check lib tests benchmarks tools
+	$(VENV)/bin/ruff check .
 
 pytest: $(STAMP)
 	# one torch thread per worker: two xdist workers on two cores must not oversubscribe them
