@@ -1,7 +1,7 @@
 """Student-style implementations for testing ``nnbolts.grading``.
 
 The first half are honest submissions, written the way a student would (not copied from
-nnbolts): each must pass its hidden test with the anti-cheat measures on. The second half,
+nnbolts): each must pass its hidden test. The second half,
 ``MUTANTS``, are deliberately wrong versions, each a realistic mistake, with the text its
 failure message must contain (the known-mistake hint, or the problem it must name).
 """
@@ -203,7 +203,7 @@ def warmup(schedule, warmup_steps, start_factor=0.0):
 
 
 class Decay:
-    """A plain schedule for a warmup to wrap (an nnbolts one would count as cheating)."""
+    """A plain schedule of the student's own for a warmup to wrap."""
 
     def __init__(self, lr, gamma, every):
         self.lr, self.gamma, self.every = lr, gamma, every
@@ -213,8 +213,7 @@ class Decay:
 
 
 # Class-based schedules, the other way a student writes them: an __init__ that stores the
-# hyperparameters, a __call__ (or a method it forwards to) with the formula, a __repr__. Their
-# bodies look like nnbolts' own schedule classes, statement for statement, without being copies.
+# hyperparameters, a __call__ (or a method it forwards to) with the formula, a __repr__.
 
 class CosineSchedule:
     def __init__(self, lr, total_steps, final_lr=0.0):
