@@ -249,3 +249,12 @@ def test_quartic_chart_has_the_controls(small_quartic):
 def test_quartic_data_stays_in_budget():
     data = ex.quartic_data(ex.quartic_grid())
     assert len(json.dumps(data, separators=(",", ":"))) < 1.8e6
+
+
+def test_specs_equal_the_charts(small_grids, small_quartic):
+    # the fast path (validate without the data, then add it) gives the chart's own spec
+    grids = list(small_grids.values())
+    assert ex.optimizers_spec(grids, resolution=8) == ex.optimizers_chart(
+        grids, resolution=8).to_dict()
+    assert ex.quartic_spec(small_quartic, resolution=11) == ex.quartic_chart(
+        small_quartic, resolution=11).to_dict()
