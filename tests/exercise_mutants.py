@@ -1,10 +1,12 @@
 '''Wrong implementations of every graded function of the exercises, each a realistic mistake.
 
 ``tests/test_exercise_mutants.py`` runs an assignment's source notebook (solutions/<NN-topic>/)
-with one mutant at a time and requires the notebook to lose points: at least one graded test
-cell, visible part or hidden part, must raise. When ``hint`` is set, the message of some failing
-cell must contain it: the grader's "This looks like: ..." diagnosis, or the visible test's own
-explanation. ``hint=None`` means only that the mutant must lose points (the message just shows
+with one mutant at a time and requires the notebook to lose points on the trusted side: at least
+one graded test cell's hidden block, judged by ``grading.trusted``, must fail (or the torch-use
+policy must zero it). When ``hint`` is set, some failing cell must say it: in the trusted
+verdict's message (the grader's "This looks like: ..." diagnosis, the policy's reason) or in
+what the cell's visible asserts raise in the notebook, the explanation a student sees when
+running it. ``hint=None`` means only that the mutant must lose points (the message just shows
 the expected and received values).
 
 A mutant is a snippet executed right after the solution cell that defines ``function``, so it
@@ -71,7 +73,7 @@ ACTIVATIONS = _group(
     ("sigmoid", "torch-sigmoid", """
         def sigmoid(z):
             return torch.sigmoid(z)
-        """, "uses torch's own sigmoid"),
+        """, "sigmoid uses torch's sigmoid, which this exercise asks you to implement yourself"),
     ("sigmoid", "math-exp-loop", """
         def sigmoid(z):
             values = [1 / (1 + math.exp(-v)) if v >= 0 else math.exp(v) / (1 + math.exp(v))
@@ -164,7 +166,7 @@ ACTIVATIONS = _group(
     ("silu", "torch-silu", """
         def silu(z):
             return torch.nn.functional.silu(z)
-        """, "uses torch.nn.functional.silu"),
+        """, "silu uses torch's silu"),
     ("silu_grad", "product-rule-incomplete", """
         def silu_grad(z):
             return sigmoid(z)
