@@ -14,7 +14,12 @@ no network would meet:
 * every animation (matplotlib's JavaScript player) advances after its Play button is
   pressed, and its buttons show an icon or text;
 * every image has a real text alternative: a non-empty ``alt`` that is not a file name or
-  path (what Sphinx writes when a cell output has no ``alt`` of its own).
+  path (what Sphinx writes when a cell output has no ``alt`` of its own);
+* every interactive explorer (``nnbolts.explore.explorer``: a ``<figure class="nnbolts-explorer"
+  data-explorer=NAME>`` that vega-embed fills) is where :data:`EXPLORERS` says, renders an SVG
+  with a title and titled axes, has a text label on each control, and changing each control
+  (and one arrow key on each slider) changes the SVG; its own markup stays within
+  :data:`EXPLORER_BUDGET` per page and the shared script within :data:`BUNDLE_BUDGET`.
 
 One browser opens each page once; under pytest-xdist the first worker to need the results
 collects them and the others read them from a file. Without Chromium (``/usr/bin/chromium``
@@ -77,6 +82,22 @@ def _which(env: str, *names: str) -> str | None:
     return None
 
 
+# The interactive explorers each page must hold (nnbolts.explore.explorer's ``name``), by the
+# page's file name: a page of this table that is built must hold exactly these, and no other
+# page may hold one. In a build of the whole book every page of the table must be there.
+EXPLORERS = {
+    "initialization.html": ["initialization"],
+    "optimizers.html": ["optimizers"],
+    "gradient_descent.html": ["quartic"],
+    "schedules.html": ["schedules"],
+}
+# What an explorer may add to a page: its own markup (spec and data) per page, and the script
+# shared by every page with an explorer (tools/sphinx/vega_bundle.py), counted once: together
+# within the 3 MB the book allows a page.
+EXPLORER_BUDGET = 2_000_000
+BUNDLE_BUDGET = 1_000_000
+BUNDLE = "nnbolts-vega.js"
+
 CHROMIUM = _which("CHROMIUM", "chromium", "chromium-browser", "google-chrome")
 CHROMEDRIVER = _which("CHROMEDRIVER", "chromedriver")
 
@@ -129,15 +150,61 @@ CONTROL_HTML = r"""<!DOCTYPE html>
 """
 
 
+# Three explorers on the control page: one that works (the checks must find nothing), one whose
+# controls the figure ignores, with an unlabelled control, no title and an untitled axis, and one
+# whose spec vega-embed rejects. Served with the bundle from vl-convert at a test-only URL, so the
+# control page does not depend on the book having an explorer.
+CONTROL_BUNDLE = "__browser_test_vega__.js"
+
+
+def _control_explorers() -> str:
+    import altair as alt
+
+    from nnbolts.explore import explorer
+
+    rows = [{"k": k, "c": c, "x": x, "y": k * x + c} for k in (1, 2, 3) for c in (0, 5)
+            for x in range(5)]
+    k = alt.param(name="k", value=1, bind=alt.binding_range(min=1, max=3, step=1, name="Slope "))
+    c = alt.param(name="c", value=0, bind=alt.binding_select(options=[0, 5], name="Offset "))
+    good = alt.Chart(alt.Data(values=rows), title="A line y = k x + c").mark_line().encode(
+        x=alt.X("x:Q", title="x"), y=alt.Y("y:Q", title="y", scale=alt.Scale(domain=[0, 20])),
+    ).add_params(k, c).transform_filter("datum.k == k && datum.c == c")
+    unused = [alt.param(name="u", value=1, bind=alt.binding_range(min=1, max=3, step=1,
+                                                                 name="Ignored ")),
+              alt.param(name="v", value="a", bind=alt.binding_radio(options=["a", "b"],
+                                                                   name="Ignored too ")),
+              alt.param(name="w", value=False, bind=alt.binding_checkbox(name=" "))]
+    deaf = alt.Chart(alt.Data(values=rows)).mark_line().encode(
+        x=alt.X("x:Q", title="x"), y=alt.Y("y:Q", title=None),
+    ).add_params(*unused).transform_filter("datum.k == 1 && datum.c == 0")
+    invalid = {"mark": "no-such-mark", "data": {"values": [{"x": 1}]},
+               "encoding": {"x": {"field": "x", "type": "quantitative"}}}
+    return "\n".join(
+        explorer(chart, name=name, alt=f"control explorer {name}").data
+        for name, chart in (("control-good", good), ("control-deaf", deaf),
+                            ("control-invalid", invalid)))
+
+
+def control_html() -> str:
+    explorers = f'<script defer src="{CONTROL_BUNDLE}"></script>\n' + _control_explorers()
+    return CONTROL_HTML.replace("</main>", explorers + "\n</main>")
+
+
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
         pass
 
     def do_GET(self):
-        if self.path.lstrip("/") == CONTROL_PAGE:
-            body = CONTROL_HTML.encode()
+        path = self.path.lstrip("/")
+        if path in (CONTROL_PAGE, CONTROL_BUNDLE):
+            if path == CONTROL_PAGE:
+                body, kind = control_html().encode(), "text/html"
+            else:
+                from tools.sphinx.vega_bundle import bundle_text
+
+                body, kind = bundle_text().encode(), "text/javascript"
             self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Type", f"{kind}; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -292,6 +359,67 @@ return [Number(slider.value), img.currentSrc || img.src];
 """
 
 
+# Resolves when every explorer's vega-embed call has finished (data-rendered or data-error, set
+# by nnbolts.explore's inline script), or after 20 s; then describes each explorer.
+WAIT_FOR_EXPLORERS = """
+const done = arguments[arguments.length - 1];
+const deadline = Date.now() + 20000;
+const views = () => [...document.querySelectorAll("figure.nnbolts-explorer")]
+  .map((f) => f.querySelector(".nnbolts-explorer-view"));
+(function wait() {
+  const pending = views().filter((v) => v && !v.hasAttribute("data-rendered")
+                                      && !v.hasAttribute("data-error"));
+  if (!pending.length || Date.now() > deadline) done(pending.length); else setTimeout(wait, 50);
+})();
+"""
+
+EXPLORER_INSPECT = """
+return [...document.querySelectorAll("figure.nnbolts-explorer")].map((figure) => {
+  const view = figure.querySelector(".nnbolts-explorer-view") || {id: "", hasAttribute: () => false,
+    getAttribute: () => null, querySelector: () => null, querySelectorAll: () => []};
+  const svg = view.querySelector("svg");
+  // Vega-Lite draws the grid as an axis of its own (no labels): not counted.
+  const axes = svg ? [...svg.querySelectorAll("g.role-axis")]
+    .filter((a) => a.querySelector("g.role-axis-label, g.role-axis-domain")) : [];
+  return {
+    name: figure.getAttribute("data-explorer") || "",
+    id: view.id,
+    rendered: view.hasAttribute("data-rendered") && !!svg,
+    error: view.getAttribute("data-error"),
+    caption: (figure.querySelector("figcaption") || {textContent: ""}).textContent.trim(),
+    title: svg ? [...svg.querySelectorAll("g.role-title-text text")]
+      .map((t) => t.textContent.trim()).join(" ") : "",
+    axes: axes.length,
+    untitled_axes: axes.filter((a) => !a.querySelector("g.role-axis-title text")
+      || !a.querySelector("g.role-axis-title text").textContent.trim()).length,
+    controls: [...view.querySelectorAll(".vega-bind")].map((bind) => {
+      const input = bind.querySelector("select, input");
+      return {
+        kind: !input ? "none" : input.tagName === "SELECT" ? "select" : input.type,
+        label: (bind.querySelector(".vega-bind-name") || {textContent: ""}).textContent.trim(),
+        values: input && input.tagName === "SELECT" ? input.options.length
+          : bind.querySelectorAll("input[type=radio]").length,
+      };
+    }),
+  };
+});
+"""
+
+# A digest of the explorer's SVG: what the reader sees.
+EXPLORER_SVG = """
+const svg = document.getElementById(arguments[0]).querySelector("svg");
+if (!svg) return "";
+const text = svg.outerHTML;
+let h = 0;
+for (let i = 0; i < text.length; i++) h = (Math.imul(31, h) + text.charCodeAt(i)) | 0;
+return text.length + ":" + h;
+"""
+
+EXPLORER_CONTROL = """
+return document.getElementById(arguments[0]).querySelectorAll(".vega-bind")[arguments[1]];
+"""
+
+
 def _log(driver, kind: str) -> list:
     return driver.get_log(kind)
 
@@ -337,6 +465,58 @@ def _play(driver, player_id: str, patience: float = 4.0) -> dict:
     return {"before": before[0], "after": after[0], "image_changed": after[1] != before[1]}
 
 
+def _svg_changes(driver, view_id: str, before: str, act, patience: float) -> bool:
+    """Do ``act()``; True if the explorer's SVG differs from ``before`` within ``patience``
+    seconds (vega redraws asynchronously)."""
+    act()
+    deadline = time.monotonic() + patience
+    while True:
+        if driver.execute_script(EXPLORER_SVG, view_id) != before:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _exercise(driver, explorer: dict, patience: float) -> None:
+    """Change each control of an explorer in turn, as a reader would (choose another option,
+    click a radio button or the check box, drag a slider to its ends), and press an arrow key
+    on each slider; record on each control whether the SVG changed. A control passes if some
+    value changes the figure (in the state the earlier controls left it in)."""
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    for index, control in enumerate(explorer["controls"]):
+        bind = driver.execute_script(EXPLORER_CONTROL, explorer["id"], index)
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", bind)
+        svg = lambda: driver.execute_script(EXPLORER_SVG, explorer["id"])  # noqa: E731
+        acts = []
+        if control["kind"] == "select":
+            select = Select(bind.find_element("css selector", "select"))
+            current = select.first_selected_option.get_attribute("index")
+            acts = [partial(select.select_by_index, i) for i in range(control["values"])
+                    if str(i) != current]
+        elif control["kind"] == "radio":
+            acts = [radio.click for radio in bind.find_elements("css selector", "input")
+                    if not radio.is_selected()]
+        elif control["kind"] == "checkbox":
+            acts = [bind.find_element("css selector", "input").click]
+        elif control["kind"] == "range":
+            slider = bind.find_element("css selector", "input")
+            at_max = slider.get_attribute("value") == slider.get_attribute("max")
+            key = Keys.ARROW_LEFT if at_max else Keys.ARROW_RIGHT
+            control["keyboard"] = _svg_changes(driver, explorer["id"], svg(),
+                                               partial(slider.send_keys, key), patience)
+            drag = "arguments[0].value = arguments[0][arguments[1]]; " \
+                   "arguments[0].dispatchEvent(new Event('input', {bubbles: true}));"
+            acts = [partial(driver.execute_script, drag, slider, end) for end in ("max", "min")]
+        control["changed"] = False
+        for act in acts:
+            if _svg_changes(driver, explorer["id"], svg(), act, patience):
+                control["changed"] = True
+                break
+
+
 def _settle(driver, timeout: float = 20.0) -> None:
     """Wait for the page (after any redirect: index.html is a meta refresh) to have loaded."""
     from selenium.common.exceptions import WebDriverException
@@ -361,11 +541,35 @@ def inspect_page(driver, base: str, page: str, patience: float = 4.0) -> dict:
     found["mathjax"] = mathjax
     for player in found["players"]:
         player.update(_play(driver, player["id"], patience))
+    found["explorers_pending"] = driver.execute_async_script(WAIT_FOR_EXPLORERS)
+    found["explorers"] = driver.execute_script(EXPLORER_INSPECT)
+    for explorer in found["explorers"]:
+        if explorer["rendered"]:
+            _exercise(driver, explorer, patience)
     found["console"] = [
         e["message"] for e in _log(driver, "browser") if e.get("level") == "SEVERE"
     ]
     found["requests"] = _requests(_log(driver, "performance"))
     return found
+
+
+_EXPLORER_MARKUP = re.compile(r'<figure class="nnbolts-explorer".*?</figure>', re.DOTALL)
+
+
+def explorer_bytes(page_html: str) -> int:
+    """Bytes of a page's explorer markup: each ``<figure class="nnbolts-explorer">`` (its spec
+    and data, caption and inline script). The spec's JSON escapes ``<``, so no ``</figure>``
+    can hide inside it."""
+    return sum(len(m.group(0).encode()) for m in _EXPLORER_MARKUP.finditer(page_html))
+
+
+def weigh(page: str) -> dict:
+    """The page's HTML file, its explorer markup, and the shared bundle if the page loads it."""
+    path = HTML / page
+    text = path.read_text(encoding="utf-8")
+    bundle = HTML / "_static" / BUNDLE
+    return {"page": path.stat().st_size, "explorers": explorer_bytes(text),
+            "bundle": bundle.stat().st_size if BUNDLE in text and bundle.is_file() else 0}
 
 
 def collect() -> dict:
@@ -376,6 +580,10 @@ def collect() -> dict:
         for page in pages():
             began = time.monotonic()
             report["pages"][page] = inspect_page(driver, base, page)
+            # What the browser showed: index.html is a redirect to the first chapter.
+            shown = urlsplit(report["pages"][page]["url"]).path.lstrip("/") or page
+            report["pages"][page]["shown"] = shown
+            report["pages"][page]["weight"] = weigh(shown if (HTML / shown).is_file() else page)
             report["pages"][page]["seconds"] = round(time.monotonic() - began, 1)
         report["seconds"] = round(time.monotonic() - start, 1)
         report["control"] = inspect_page(driver, base, CONTROL_PAGE, patience=1.0)
@@ -571,3 +779,121 @@ def test_animation_player_requests_nothing_outside_the_page():
     assert 'alt="A &quot;quoted&quot; title' in to_html(
         animate_trajectories("quartic", run, frames=2, figsize=(2, 2), dpi=30),
         alt='A "quoted" title')
+
+
+# --- the interactive explorers ---------------------------------------------------------------
+
+
+def explorer_problems(found: dict) -> list[str]:
+    problems = []
+    if found.get("explorers_pending"):
+        problems.append(f"{found['explorers_pending']} explorer(s) still drawing after 20 s")
+    for explorer in found["explorers"]:
+        where = f"explorer {explorer['name'] or '(no name)'}"
+        if not explorer["rendered"]:
+            problems.append(f"{where} did not render ({explorer['error'] or 'no vegaEmbed?'})")
+            continue
+        if not explorer["caption"]:
+            problems.append(f"{where} has no caption (text alternative)")
+        if not explorer["title"]:
+            problems.append(f"{where} has no title")
+        if not explorer["axes"] or explorer["untitled_axes"]:
+            problems.append(f"{where}: {explorer['untitled_axes']} of {explorer['axes']} axes "
+                            "without a title")
+        if not explorer["controls"]:
+            problems.append(f"{where} has no control")
+        for number, control in enumerate(explorer["controls"], 1):
+            what = f"{where}: control {number} ({control['kind']} {control['label']!r})"
+            if not control["label"]:
+                problems.append(f"{what} has no text label")
+            if not control.get("changed"):
+                problems.append(f"{what} does not change the figure")
+            if control["kind"] == "range" and not control.get("keyboard"):
+                problems.append(f"{what}: an arrow key leaves the figure as it was")
+    return problems
+
+
+def placement_problems(report: dict) -> list[str]:
+    """Each page of :data:`EXPLORERS` holds exactly its explorers, other pages none; a build
+    of the whole book (pages under book/) has every page of the table."""
+    problems, seen = [], set()
+    for page, found in report["pages"].items():
+        name = found.get("shown", page).rsplit("/", 1)[-1]
+        have = sorted(explorer["name"] for explorer in found["explorers"])
+        want = sorted(EXPLORERS.get(name, []))
+        seen.add(name)
+        if have != want:
+            problems.append(f"{page}: explorers {have}, expected {want}")
+    if any(page.startswith("book/") for page in report["pages"]):
+        problems += [f"{name}: not in the book" for name in EXPLORERS if name not in seen]
+    return problems
+
+
+def weight_problems(found: dict) -> list[str]:
+    weight, problems = found["weight"], []
+    if weight["explorers"] > EXPLORER_BUDGET:
+        problems.append(f"explorer markup {weight['explorers'] / 1e6:.2f} MB > "
+                        f"{EXPLORER_BUDGET / 1e6:.1f} MB")
+    if weight["bundle"] > BUNDLE_BUDGET:
+        problems.append(f"the shared bundle {weight['bundle'] / 1e6:.2f} MB > "
+                        f"{BUNDLE_BUDGET / 1e6:.1f} MB")
+    if found["explorers"] and not weight["bundle"]:
+        problems.append(f"explorers but no {BUNDLE} loaded")
+    return problems
+
+
+def test_explorers_work(report):
+    _fail_on_pages(report, explorer_problems, "interactive explorers")
+    with_explorers = {page: found for page, found in report["pages"].items()
+                      if found["explorers"]}
+    for page, found in with_explorers.items():
+        print(f"{page}: " + "; ".join(
+            f"{e['name']}: {len(e['controls'])} controls" for e in found["explorers"]))
+    if not with_explorers:
+        pytest.skip("no explorer in this build")
+
+
+def test_explorers_are_where_expected(report):
+    _fail_on(placement_problems(report), "explorers on the wrong pages")
+
+
+def test_explorer_pages_stay_in_budget(report):
+    _fail_on_pages(report, weight_problems, "page weight")
+    for page, found in report["pages"].items():
+        weight = found["weight"]
+        if weight["explorers"]:
+            print(f"{page}: page {weight['page'] / 1e6:.2f} MB, explorer markup "
+                  f"{weight['explorers'] / 1e6:.3f} MB, shared bundle {weight['bundle'] / 1e6:.3f}"
+                  " MB (once for the book)")
+
+
+def test_the_explorer_checks_find_a_broken_explorer(report):
+    """The control page's three explorers: one that works (no problem found), one whose
+    controls the figure ignores (one unlabelled, no title, an untitled axis), one that does
+    not render."""
+    found = report["control"]
+    problems = explorer_problems(found)
+    assert not [p for p in problems if "control-good" in p], problems
+    deaf = [p for p in problems if "control-deaf" in p]
+    assert sum("does not change the figure" in p for p in deaf) == 3, deaf
+    assert any("arrow key leaves" in p for p in deaf) and any("no text label" in p for p in deaf)
+    assert any("has no title" in p for p in deaf) and any("without a title" in p for p in deaf)
+    assert any("control-invalid did not render" in p for p in problems), problems
+    good = next(e for e in found["explorers"] if e["name"] == "control-good")
+    assert [c["kind"] for c in good["controls"]] == ["range", "select"]
+
+
+def test_explorer_placement_and_weight_checks():
+    found = {"explorers": [{"name": "schedules"}], "weight": {"page": 10, "explorers": 10,
+                                                               "bundle": 900_000}}
+    assert not weight_problems(found)
+    found["weight"].update(explorers=EXPLORER_BUDGET + 1, bundle=0)
+    assert len(weight_problems(found)) == 2
+    page = '<p>x</p><figure class="nnbolts-explorer" data-explorer="a">' + "y" * 10 + "</figure>"
+    assert explorer_bytes(page + page) == 2 * (len(page) - len("<p>x</p>"))
+    report = {"pages": {"book/schedules.html": {"explorers": [{"name": "schedules"}]},
+                        "book/intro.html": {"explorers": [{"name": "quartic"}]}}}
+    problems = placement_problems(report)
+    assert any("book/intro.html" in p for p in problems)
+    assert any("optimizers.html: not in the book" in p for p in problems)
+    assert not any("schedules" in p for p in problems)
