@@ -12,7 +12,7 @@ of :func:`moons`, and records
   both as counts on fixed bins (:data:`GRAD_EDGES`, :func:`activation_edges`; values outside
   the range are counted in the end bins, zeros in the first gradient bin);
 * the training loss (mean binary cross-entropy of the logits) of every step of full-batch
-  gradient descent with momentum (``optim.sgd_step``, :data:`LR`, :data:`MOMENTUM`);
+  gradient descent with momentum (``optim.sgd_step`` with :data:`LR` and :data:`MOMENTUM`);
 * after training, the predicted probability of class 1 on a coarse grid of the plane
   (:data:`BOUNDARY_RES` × :data:`BOUNDARY_RES` points over :data:`BOUNDARY_LIMITS`).
 
@@ -76,8 +76,8 @@ ACTIVATIONS = ("sigmoid", "tanh", "relu")
 DEPTHS = (2, 4, 8)
 WIDTH = 16
 STEPS = 300
-LR = 0.5
-MOMENTUM = 0.0
+LR = 0.05
+MOMENTUM = 0.9
 N_SAMPLES = 200
 BOUNDARY_RES = 25
 BOUNDARY_LIMITS = (-2.5, 2.5)
@@ -480,7 +480,8 @@ def init_chart(grid: InitGrid, replica: int = 0, *, scheme: str | None = None,
         .add_params(p_scheme, p_act, p_depth)
         .resolve_scale(color="independent", fill="independent", shape="independent")
         .properties(title=f"Initialization explorer: a 2-{WIDTH}-...-{WIDTH}-1 network on "
-                    f"the two moons, {grid.steps} steps of gradient descent (η = {LR})")
+                    f"the two moons, {grid.steps} steps of gradient descent with momentum "
+                    f"(η = {LR}, μ = {MOMENTUM})")
     )
     chart["datasets"] = rows   # set after building: validating ~100k numbers takes a second
     return chart
