@@ -446,10 +446,11 @@ def _optimizers_chart(grids, *, resolution, shown):
     mark_points = marks.mark_point(size=140, strokeWidth=2, filled=False, clip=True).encode(
         x="x:Q", y="y:Q",
         shape=alt.Shape("kind:N", title="", scale=alt.Scale(
-            domain=["start", "minimum", "saddle point"], range=["circle", "diamond", "cross"])),
+            domain=["start", "minimum", "saddle point"], range=["circle", "diamond", "cross"]),
+            legend=alt.Legend(orient="bottom")),
         color=alt.value("#CC79A7"))
     left = (contour + paths + mark_points).properties(
-        width=360, height=360, title="Paths on the landscape (darker = higher f)")
+        width=300, height=300, title="Paths on the landscape (darker = higher f)")
     loss = runs.transform_filter("isValid(datum.f)").mark_line(clip=True, strokeWidth=1.8).encode(
         x=alt.X("step:Q", title="step t"),
         y=alt.Y("f:Q", title="f(x_t) (symmetric log scale)",
@@ -458,7 +459,7 @@ def _optimizers_chart(grids, *, resolution, shown):
         color=alt.Color("optimizer:N", scale=alt.Scale(domain=[labels[k] for k in rules],
                                                        range=list(_COLOURS[: len(rules)])),
                         legend=None)).properties(
-        width=300, height=360, title="Loss against steps")
+        width=210, height=300, title="Loss against steps")
     # One line per optimizer with its current settings, so that every control shows its value
     # (also for a hidden optimizer) in words.
     setting = []
@@ -477,14 +478,14 @@ def _optimizers_chart(grids, *, resolution, shown):
                         color=alt.Color("optimizer:N", legend=None,
                                         scale=alt.Scale(domain=[labels[k] for k in rules],
                                                         range=list(_COLOURS[: len(rules)]))))
-                .properties(width=660, height=16 * len(rules), title="Settings",
+                .properties(width=560, height=16 * len(rules), title="Settings",
                             view=alt.ViewConfig(stroke=None)))
     datasets = {"optimizer_runs": data["runs"], "optimizer_contours": data["contours"],
                 "optimizer_marks": data["marks"]}
     return (alt.vconcat(alt.hconcat(left, loss), settings).resolve_scale(color="shared")
             .add_params(*params)
-            .properties(title="Optimizers on a landscape: pick the landscape, the start and "
-                              "the optimizers with their hyper-parameters")), datasets
+            .properties(title="Optimizers on a landscape: choose the landscape, the start "
+                              "and the optimizers")), datasets
 
 
 # --- the quartic --------------------------------------------------------------------------
@@ -497,6 +498,13 @@ QUARTIC_MOMENTA: tuple[float, ...] = (0.0, 0.1, 0.5, 0.9)
 #: decay factors γ (η ← γη before every update); 1 is no decay
 QUARTIC_DECAYS: tuple[float, ...] = (1.0, 0.99, 0.9)
 QUARTIC_STARTS: tuple[float, ...] = (-5.0, -2.0, 2.0, 3.5, 5.0)
+
+
+def _log_two_over_curvature(x: float) -> float:
+    """log10(2/f''(x)) on the quartic: the largest stable learning rate near a minimum x."""
+    point = torch.tensor([x], dtype=torch.float64)
+    curvature = torch.autograd.functional.hessian(get_landscape("quartic"), point).item()
+    return math.log10(2 / curvature)
 
 
 def _decay_schedule(eta0: float, gamma: float):
@@ -643,7 +651,8 @@ def _quartic_chart(grid, *, resolution):
     rate = alt.param(name="log_lr", value=default_lr,
                      bind=alt.binding_range(min=grid.log_lrs[0], max=grid.log_lrs[-1],
                                             step=round(lr_step, 6),
-                                            name="log₁₀ learning rate η (2/f″ ≈ 10^−0.24 at x*) "))
+                                            name="log₁₀ learning rate η (log₁₀ 2/f″ at x*: "
+                                                 f"{_log_two_over_curvature(xg):.2f}) "))
     momentum = alt.param(name="momentum", value=grid.momenta[0],
                          bind=alt.binding_radio(options=list(grid.momenta),
                                                 labels=[_fmt(v) for v in grid.momenta],
@@ -673,7 +682,8 @@ def _quartic_chart(grid, *, resolution):
         {"x": xl, "f": float(scape.f(torch.tensor([[xl]], dtype=torch.float64))[0]),
          "kind": "local minimum"}])).mark_point(shape="diamond", size=120, filled=True).encode(
         x="x:Q", y="f:Q", color=alt.Color("kind:N", title="", scale=alt.Scale(
-            domain=["global minimum", "local minimum"], range=["#E69F00", "#56B4E9"])))
+            domain=["global minimum", "local minimum"], range=["#E69F00", "#56B4E9"]),
+            legend=alt.Legend(orient="bottom")))
     path = chosen.mark_line(point=alt.OverlayMarkDef(size=18, color="#D55E00"), clip=True,
                             color="#D55E00", strokeWidth=1.0, opacity=0.8).encode(
         x="x:Q", y="f:Q", order="step:Q",
@@ -682,12 +692,12 @@ def _quartic_chart(grid, *, resolution):
     settings = alt.Title(alt.ExprRef(
         "'Iterates x_t on f(x): η = ' + format(pow(10, log_lr), '.3~g') + ', μ = ' + momentum "
         "+ ', decay γ: ' + (decay == 1 ? 'none' : decay) + ', x₀ = ' + start"))
-    left = (line + path + minima).properties(width=340, height=300, title=settings)
+    left = (line + path + minima).properties(width=290, height=260, title=settings)
     right = chosen.mark_line(point=alt.OverlayMarkDef(size=10, color="#D55E00"), clip=True,
                              color="#D55E00").encode(
         x=alt.X("step:Q", title="step t", scale=alt.Scale(domain=[0, grid.steps])),
         y=alt.Y("f:Q", title="f(x_t)", scale=alt.Scale(domain=[0, 15]))).properties(
-        width=300, height=300, title="f(x_t) against the step")
+        width=210, height=260, title="f(x_t) against the step")
     return (alt.hconcat(left, right).add_params(rate, momentum, decay, start)
             .properties(title="Gradient descent on the quartic: pick η, μ, γ and the start"),
             {"quartic_runs": runs, "quartic_curve": curve})
