@@ -32,7 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "grading" / "demo_submissions"
 A1 = "01-activations"
 
-# the attack cell, placed right after the setup cell (so before every graded function)
+# attack -> (demo student whose notebook it changes, its code). The code goes in a cell of its
+# own right after the setup cell, or, where it defines a graded function, at the end of that
+# function's solution cell (SOLUTION_CELL), so that it replaces the student's own version.
+SOLUTION_CELL = {"reference": "sigmoid", "snoop_memory": "sigmoid",
+                 "exit_on_observation": "relu"}
 ATTACKS = {
     # turn every later cell that looks like a test into `pass` (IPython input transformer)
     "input_transformer": ("blank", '''
@@ -146,9 +150,12 @@ def graded(tmp_path_factory):
     for name, (base_student, code) in ATTACKS.items():
         nb = nbformat.read(str(DEMO / base_student / A1 / "activations.ipynb"), 4)
         nb = copy.deepcopy(nb)
-        setup = next(i for i, c in enumerate(nb.cells)
-                     if c.metadata.get("nbgrader", {}).get("grade_id") == "setup")
-        nb.cells.insert(setup + 1, nbformat.v4.new_code_cell(code.strip()))
+        ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+        if name in SOLUTION_CELL:
+            cell = nb.cells[ids.index(SOLUTION_CELL[name])]
+            cell.source = cell.source.rstrip() + "\n\n\n" + code.strip() + "\n"
+        else:
+            nb.cells.insert(ids.index("setup") + 1, nbformat.v4.new_code_cell(code.strip()))
         dest = subs / f"attack_{name}" / A1
         dest.mkdir(parents=True)
         nbformat.write(nb, str(dest / "activations.ipynb"))
