@@ -21,13 +21,16 @@ honest_schedules        05     schedules as callable objects, a lambda, a functo
 honest_training         06     batches from Tensor.split, a while loop, deepcopy of the
                                best weights: full marks, no flag
 torch_optim             04     adam_step runs torch.optim.Adam: no credit for those tests
-                               (the rules forbid it) but not flagged as cheating
-cheat_allclose          01     wrong sigmoid, with torch.allclose / assert_close patched
-cheat_reference         01     sigmoid calls nnbolts, sigmoid_grad wraps it
-cheat_partial_credit    01     a wrong relu that displays "1" first: nbgrader's partial credit
+                               (the torch-use policy, grading/policy.py)
+cheat_allclose          01     wrong sigmoid, with torch.allclose / assert_close patched in
+                               its kernel: inert (the verdict is outside), scores its work
+cheat_reference         01     sigmoid calls nnbolts, sigmoid_grad wraps it: the kernel has no
+                               nnbolts, the cell fails; flagged by the policy
+cheat_partial_credit    01     a wrong relu that displays "1" first (nbgrader's partial credit):
+                               inert, test cells hold only the trusted side's output
 cheat_deleted           01     deletes the softmax test cell
 cheat_stripped          01     removes the nbgrader metadata of the sigmoid_grad test
-cheat_swallow           01     installs an IPython handler that hides AssertionError
+cheat_swallow           01     installs an IPython handler that hides AssertionError: inert
 loop                    01     an infinite loop that ignores KeyboardInterrupt
 crash                   01     kills its own kernel with os._exit halfway through
 cheat_edited            02     replaces the xavier_uniform_ test with ``pass``
@@ -36,7 +39,8 @@ memory_hog              02     lecun_uniform_ allocates 64 GB first
 snoop                   02     reads the instructor's files and the gradebook, signals the
                                grader; answers nothing itself
 cheat_optim_reference   04     adam_step calls nnbolts.optim.adam_step, imported under a
-                               computed name (AdamW, through it, too)
+                               computed name: no nnbolts in the kernel; flagged (names built
+                               at run time)
 ======================  =====  ==========================================================
 """
 

@@ -14,9 +14,9 @@ training loop's model is built from a recipe and a seed). The visible asserts of
 in the notebook for the student's own runs; they decide nothing here.
 
 A cell earns its points only when its block ran to the end here. A malformed reply, a timeout, a
-dead kernel or a name the notebook does not define is 0 for that cell, with a message; flags
-("cheating suspected", a broken protocol) are decided here too, so nothing done in the kernel can
-hide one.
+dead kernel or a name the notebook does not define is 0 for that cell, with a message; flags (a
+broken protocol, a grader fault) are decided here too, so nothing done in the kernel can hide or
+forge one.
 """
 
 from __future__ import annotations

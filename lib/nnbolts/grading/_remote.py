@@ -192,9 +192,14 @@ def _write_back(local, after) -> None:
         for a, b in zip(local, after):
             _write_back(a, b)
     elif isinstance(local, dict) and isinstance(after, dict):
-        for key in list(local):
-            if key in after:
+        for key in list(local):  # what the student removed, changed or added, mirrored
+            if key not in after:
+                del local[key]
+            elif isinstance(local[key], (torch.Tensor, torch.Generator, list, tuple, dict)):
                 _write_back(local[key], after[key])
+        for key in after:
+            if key not in local:
+                local[key] = after[key]
 
 
 class RemoteObject:
