@@ -159,8 +159,8 @@ def test_optimizers_data_rounds_and_stays_in_budget():
     assert size < 1.8e6, size  # the page's budget for an explorer's own markup is 2 MB
     for row in data["runs"][:200]:
         assert len(row["x"]) == len(row["y"]) and len(row["f"]) <= len(row["x"])
-        for v in row["x"]:
-            assert v is None or len(f"{abs(v):.6e}".rstrip("0")) <= 13  # 4 significant digits
+        for v in row["x"] + row["f"]:
+            assert v is None or v == float(f"{v:.3e}")  # 4 significant digits
     assert ex._round(1234567.0) == 1235000.0 and ex._round(float("inf")) is None
 
 
