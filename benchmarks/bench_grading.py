@@ -1,6 +1,6 @@
 """Seconds per notebook of make grade with 1 and 2 jobs, against stock nbgrader autograde.
 
-``make grade`` (grading/pipeline.py) and stock ``nbgrader autograde`` grade the same submissions
+``make grade`` (instructor/pipeline.py) and stock ``nbgrader autograde`` grade the same submissions
 in the same run.
 
 Three ways to grade one set of submissions, each in a fresh course folder under a temporary
@@ -11,7 +11,7 @@ directory:
   ``nbgrader db student import``, the submissions in ``submitted/``, then
   ``nbgrader autograde <assignment>`` once per assignment -- nbgrader's default of one fresh kernel
   per notebook, one notebook at a time. Only the autograde commands are timed.
-* **make grade --jobs 1** and **--jobs 2**: ``python -m grading.pipeline grade``, the command
+* **make grade --jobs 1** and **--jobs 2**: ``python -m instructor.pipeline grade``, the command
   ``make grade`` runs, timed whole: generate, autograde, feedback HTML and ``grades.csv``.
 
 Both use the same per-cell time limit (``--cell-timeout``, default the course's
@@ -19,9 +19,9 @@ Both use the same per-cell time limit (``--cell-timeout``, default the course's
 memory limit as ``RLIMIT_DATA`` (it has none of its own): with ``--all`` a demo student allocates
 64 GB, which must not take a shared machine down.
 
-Which submissions: whatever ``grading/demo_submissions/<student>/<assignment>/`` holds when the
+Which submissions: whatever ``instructor/demo_submissions/<student>/<assignment>/`` holds when the
 script runs. By default only the honest students (``correct``, ``partial``, ``blank`` and any
-``honest_*``; see grading/demo.py), so the head-to-head is about speed: stock nbgrader cannot
+``honest_*``; see instructor/demo.py), so the head-to-head is about speed: stock nbgrader cannot
 grade the others sanely (a loop that ignores interrupts, a 64 GB allocation, a kernel that kills
 itself or the grader, a corrupt file). ``--all`` adds them; stock's outcome for each is then
 reported as it came (graded, or not graded: nbgrader gave up, the command was killed by
@@ -54,14 +54,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from instructor import course
+from instructor import limits as grading_limits
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # grading/ is a folder of the repo, not an installed package
 
-from grading import course  # noqa: E402
-from grading import limits as grading_limits  # noqa: E402
 
-DEMO = REPO / "grading" / "demo_submissions"
-# The demo students (grading/demo.py) that neither cheat nor attack the grader: these, and any
+DEMO = REPO / "instructor" / "demo_submissions"
+# The demo students (instructor/demo.py) that neither cheat nor attack the grader: these, and any
 # whose name starts with HONEST_PREFIX (demo.py's convention for further honest answers).
 HONEST = ("correct", "partial", "blank")
 HONEST_PREFIX = "honest_"
@@ -287,7 +287,7 @@ def run_stock(template: Path, work: Path, chosen, assignments, cap, memory_bytes
 
 def run_pipeline(submissions: Path, work: Path, jobs: int, timeout: float) -> Run:
     root = work / f"pipeline-{jobs}"
-    command = [sys.executable, "-m", "grading.pipeline", "grade", "--submissions",
+    command = [sys.executable, "-m", "instructor.pipeline", "grade", "--submissions",
                str(submissions), "--jobs", str(jobs), "--course-dir", str(root),
                "--grades-csv", str(root / "grades.csv"), "--cell-timeout", str(timeout),
                "--quiet"]

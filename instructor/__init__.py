@@ -1,4 +1,4 @@
-"""The course's exercise and grading pipeline (see grading/README.md): ``make exercises``,
+"""The course's exercise and grading pipeline (see instructor/README.md): ``make exercises``,
 ``make grade``. Instructor-side code; nothing here is imported by student notebooks."""
 
 import sys

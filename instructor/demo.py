@@ -1,8 +1,8 @@
-"""The bundled demo submissions (``grading/demo_submissions/``) and how they are made.
+"""The bundled demo submissions (``instructor/demo_submissions/``) and how they are made.
 
 ``make grade`` with no ``SUBMISSIONS=`` grades these; ``tests/test_pipeline.py`` checks what the
 pipeline makes of each. They are built from the released notebooks and the instructor's
-solutions, so ``python -m grading.demo`` (``make demo-submissions``) refreshes them after an
+solutions, so ``python -m instructor.demo`` (``make demo-submissions``) refreshes them after an
 assignment changes; a test fails while they are out of date.
 
 ======================  =====  ==========================================================
@@ -21,7 +21,7 @@ honest_schedules        05     schedules as callable objects, a lambda, a functo
 honest_training         06     batches from Tensor.split, a while loop, deepcopy of the
                                best weights: full marks, no flag
 torch_optim             04     adam_step runs torch.optim.Adam: no credit for those tests
-                               (the torch-use policy, grading/policy.py)
+                               (the torch-use policy, instructor/policy.py)
 cheat_allclose          01     wrong sigmoid, with torch.allclose / assert_close patched in
                                its kernel: inert (the verdict is outside), scores its work
 cheat_reference         01     sigmoid calls nnbolts, sigmoid_grad wraps it: the kernel has no
@@ -54,9 +54,9 @@ from pathlib import Path
 
 import nbformat
 
-from grading import course
+from instructor import course
 
-DEMO = course.REPO / "grading" / "demo_submissions"
+DEMO = course.REPO / "instructor" / "demo_submissions"
 _MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 
 
@@ -83,7 +83,7 @@ def _answered(release, source):
 def _replace(nb, grade_id: str, old: str, new: str) -> None:
     cell = _by_id(nb)[grade_id]
     if old not in cell.source:
-        raise ValueError(f"demo: {old!r} is not in cell {grade_id!r}; update grading/demo.py")
+        raise ValueError(f"demo: {old!r} is not in cell {grade_id!r}; update instructor/demo.py")
     cell.source = cell.source.replace(old, new)
 
 

@@ -36,9 +36,10 @@ import nbformat
 import zmq
 from nbformat import NotebookNode
 
-from grading import limits as defaults
-from grading import sandbox, trusted
-from grading.integrity import MARK
+from instructor import limits as defaults
+from instructor import trusted
+from instructor.integrity import MARK
+from student_side import sandbox
 
 NOT_RUN = "CellNotExecuted"
 MAX_OUTPUT_CHARS = defaults.OUTPUT_CHARS_PER_CELL
@@ -48,7 +49,7 @@ _MAX_ERROR_CHARS = 20_000  # an error is always kept (it decides a score), this 
 
 @dataclass
 class Limits:
-    """What one notebook may use; the defaults are grading/limits.py's."""
+    """What one notebook may use; the defaults are instructor/limits.py's."""
 
     cell_timeout: float = defaults.CELL_TIMEOUT_S
     submission_timeout: float = defaults.SUBMISSION_TIMEOUT_S
@@ -302,18 +303,18 @@ def _exit_text(km) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# kernels forked from a pre-loaded zygote (grading/zygote.py)
+# kernels forked from a pre-loaded zygote (student_side/zygote.py)
 # --------------------------------------------------------------------------------------------
 
 
 class Zygote:
-    """The grader's handle on a running ``grading.zygote`` process."""
+    """The grader's handle on a running ``student_side.zygote`` process."""
 
     def __init__(self, preload: tuple[str, ...], scratch: str, threads: int = 1):
         home = tempfile.mkdtemp(prefix="zygote-", dir=scratch)
         env = sandbox.kernel_env(home, threads)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "grading.zygote", json.dumps(list(preload))],
+            [sys.executable, "-m", "student_side.zygote", json.dumps(list(preload))],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         self._ids = itertools.count()
@@ -435,7 +436,7 @@ async def execute(nb: NotebookNode, limits: Limits, *, log_path: Path | None = N
     """Run the code cells of ``nb`` in order, in place, skipping those the integrity step zeroed.
 
     With a ``seed``, test cells are not run in the kernel: the trusted side decides each one
-    (``grading/trusted.py``) from fresh cases drawn with that seed, observing the kernel, and
+    (``instructor/trusted.py``) from fresh cases drawn with that seed, observing the kernel, and
     writes its outputs. Without one, every cell runs in the kernel (a plain notebook run)."""
     outcome = Outcome()
     start = time.monotonic()

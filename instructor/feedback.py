@@ -15,7 +15,7 @@ code. Nothing here changes what nbgrader stored in the gradebook.
 
 The page itself must be safe to open. A student controls the text of every cell and output, so
 ``sanitize`` also makes the copy harmless to render, and the page is rendered with the template
-``grading/templates/feedback_safe`` (nbgrader's feedback template with its head and the
+``instructor/templates/feedback_safe`` (nbgrader's feedback template with its head and the
 student-facing blocks replaced; ``converter_config`` sets it up, ``pipeline._feedback_one``
 uses it):
 

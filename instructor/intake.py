@@ -29,7 +29,7 @@ from being graded:
   name is graded under its NFC form, and the report says so when that differs.
 
 The limits' defaults are declared once, in ``nbgrader_config.py`` (``GradingPipeline.intake_*``
-and ``audit_max_chars``); ``python -m grading.pipeline grade --max-file-mb --max-files
+and ``audit_max_chars``); ``python -m instructor.pipeline grade --max-file-mb --max-files
 --audit-max-chars`` override them.
 """
 
@@ -573,7 +573,7 @@ def reset_metadata(raw: dict) -> dict:
 
 def restore(path: str, ref, max_bytes: int, prepare):
     """Read the collected notebook at ``path`` and restore it against ``ref`` with ``prepare``
-    (``grading.integrity.prepare``); returns ``(its result, the repairs made)``.
+    (``instructor.integrity.prepare``); returns ``(its result, the repairs made)``.
 
     Metadata that nbformat's schema rejects is reset (:func:`reset_metadata`) and the
     restoration tried once more; whatever still fails raises :class:`Unreadable`."""

@@ -1,7 +1,7 @@
 """Every default limit of the grading pipeline, declared once.
 
-Standard library only, and importable by file path: ``grading/execute.py`` (:class:`Limits`),
-``grading/pipeline.py`` (options and ``nbgrader_config.py`` overrides), ``nbgrader_config.py``
+Standard library only, and importable by file path: ``instructor/execute.py`` (:class:`Limits`),
+``instructor/pipeline.py`` (options and ``nbgrader_config.py`` overrides), ``nbgrader_config.py``
 (nbgrader's own per-cell timeout) and the Makefile's ``JOBS`` (checked by tests/test_limits.py)
 all read these values. ``nbgrader_config.py``'s ``c.GradingPipeline.<name>`` overrides one for a
 course; the pipeline's command-line options override both.

@@ -2,8 +2,8 @@
 
 Usage (the Makefile's ``make exercises`` and ``make grade`` call these)::
 
-    python -m grading.pipeline exercises
-    python -m grading.pipeline grade [--submissions DIR] [--jobs N] [--course-dir DIR]
+    python -m instructor.pipeline exercises
+    python -m instructor.pipeline grade [--submissions DIR] [--jobs N] [--course-dir DIR]
                                      [--grades-csv FILE] [--cell-timeout S]
                                      [--submission-timeout S] [--memory-limit-mb M]
 
@@ -14,14 +14,14 @@ registered from the folder names. The steps:
 1. **generate** -- ``solutions/*.md`` to the course's ``source/``, ``nbgrader generate_assignment``
    (the gradebook learns every cell, its checksum and its points);
 2. **collect** -- the submissions are copied to ``<course>/submitted/`` by the intake
-   (``grading/intake.py``: no link followed, no FIFO or device opened, only regular files
+   (``instructor/intake.py``: no link followed, no FIFO or device opened, only regular files
    within the limits; every folder or file not taken is reported, every name escaped);
 3. **autograde**, in three phases so that only one process ever writes the gradebook:
    a. *prepare* (serial): every notebook is read and restored against the gradebook
-      (``grading/integrity.py``: deleted, stripped or edited test cells score 0 and are flagged;
+      (``instructor/integrity.py``: deleted, stripped or edited test cells score 0 and are flagged;
       an unreadable file is graded as the blank release, all 0, and flagged);
-   b. *execute*: each notebook in its own sandboxed kernel (``grading/sandbox.py``,
-      ``grading/execute.py``) with per-cell and per-notebook time limits and a memory limit; a
+   b. *execute*: each notebook in its own sandboxed kernel (``student_side/sandbox.py``,
+      ``instructor/execute.py``) with per-cell and per-notebook time limits and a memory limit; a
       kernel that dies or hangs costs that student the cells that did not run, nobody else
       anything;
    c. *record*: once every notebook of an assignment has run, nbgrader's own ``Autograde``
@@ -29,7 +29,7 @@ registered from the folder names. The steps:
       stores the scores (``SaveAutoGrades``, late penalties), in the recorder: one process that
       records one assignment after another and is the gradebook's only writer;
 4. **feedback** -- hidden tests and their tracebacks are removed from a copy of each autograded
-   notebook (``grading/feedback.py``), then ``nbgrader generate_feedback`` renders the HTML,
+   notebook (``instructor/feedback.py``), then ``nbgrader generate_feedback`` renders the HTML,
    student by student in a pool of ``--jobs`` processes, as soon as the assignment is recorded.
 
 5. **export** -- nbgrader's CSV export plugin writes ``grades.csv``.
@@ -65,11 +65,12 @@ from pathlib import Path
 
 import nbformat
 
-from grading import course, feedback, intake, integrity, policy, sandbox, trusted
-from grading import limits as defaults
-from grading.execute import Limits, Zygote, execute
+from instructor import course, feedback, intake, integrity, policy, trusted
+from instructor import limits as defaults
+from instructor.execute import Limits, Zygote, execute
+from student_side import sandbox
 
-DEMO_SUBMISSIONS = course.REPO / "grading" / "demo_submissions"
+DEMO_SUBMISSIONS = course.REPO / "instructor" / "demo_submissions"
 WORK = ".pipeline"  # the pipeline's own folder inside the course root
 
 log = course.log
@@ -111,7 +112,7 @@ def generate(config, assignment_ids: list[str]) -> None:
 
 def collect(config, submissions: Path, assignment_ids: list[str],
             limits: intake.IntakeLimits | None = None) -> tuple[list[Job], list[str]]:
-    """Copy the submissions into the course (``grading/intake.py``: nothing followed, only
+    """Copy the submissions into the course (``instructor/intake.py``: nothing followed, only
     regular files within the limits); one :class:`Job` per notebook to grade, and the report's
     lines about what was not collected."""
     submitted = course.course_root(config) / "submitted"
@@ -141,7 +142,7 @@ def _student_cells(nb) -> list[tuple[str, dict]]:
 
 
 def apply_policy(jobs: list[Job], notebooks: dict, max_chars: int | None = None) -> None:
-    """The torch-use policy (``grading/policy.py``), read on the trusted side from the code of
+    """The torch-use policy (``instructor/policy.py``), read on the trusted side from the code of
     every cell the student could edit: a test cell whose functions use what the exercise rules
     out scores 0 with the reason. At most ``max_chars`` characters of each notebook's code are
     read (the rest is flagged as not read); a fault flags its notebook and grading goes on."""
@@ -172,7 +173,7 @@ def apply_policy(jobs: list[Job], notebooks: dict, max_chars: int | None = None)
 
 def prepare(config, jobs: list[Job],
             limits: intake.IntakeLimits | None = None) -> tuple[dict, dict]:
-    """Phase a: read (``grading/intake.py``) and restore every notebook against the gradebook;
+    """Phase a: read (``instructor/intake.py``) and restore every notebook against the gradebook;
     one that could not be collected or read is graded as the blank release, flagged.
 
     Returns ``{label: notebook}`` and ``{label: names of the graded functions}``.
@@ -443,7 +444,7 @@ def _feedback_one(config, assignment: str, student: str, public: str) -> None:
 
 def _sanitized_copies(root: Path, public: Path, assignment: str, students: list[str]) -> list:
     """Step 4's input for one assignment: copies of the autograded notebooks without hidden
-    tests (grading/feedback.py); returns the students who have one."""
+    tests (instructor/feedback.py); returns the students who have one."""
     done = []
     for student in students:
         src = root / "autograded" / student / assignment
@@ -502,7 +503,7 @@ def scores(config, students: list[str], assignment_ids: list[str]) -> dict:
 
 def _limits(config, args) -> Limits:
     """The limits of this run: an option, else ``nbgrader_config.py``'s ``GradingPipeline``
-    (and nbgrader's per-cell timeout), else grading/limits.py's default."""
+    (and nbgrader's per-cell timeout), else instructor/limits.py's default."""
     pipe = config.GradingPipeline
     cell = args.cell_timeout or float(config.ExecutePreprocessor.get("timeout",
                                                                      defaults.CELL_TIMEOUT_S))
@@ -736,7 +737,7 @@ def exercises(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m grading.pipeline", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m instructor.pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     ex = sub.add_parser("exercises", help="regenerate exercises/ from solutions/")

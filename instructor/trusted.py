@@ -8,7 +8,7 @@ kernel (``nnbolts.grading._remote``): a copy of a plain value (``answer``), a pr
 function whose every call is one observation. The checks draw their cases from this run's seed
 (``--seed``; fresh unless given), compute the reference here and decide.
 
-What the kernel runs on the grader's behalf is public: ``harness/observe.py`` (the wire format
+What the kernel runs on the grader's behalf is public: ``student_side/observe.py`` (the wire format
 and the dispatcher) and the block's functions and classes marked ``@grading.harness`` (how a
 training loop's model is built from a recipe and a seed). The visible asserts of a test cell stay
 in the notebook for the student's own runs; they decide nothing here.
@@ -133,8 +133,7 @@ def prepare(block: str) -> Prepared | Verdict:
 def judge(block: str | Prepared, channel, *, seed: int) -> Verdict:
     """Run one hidden-test block against the kernel behind ``channel`` (synchronous; the
     grader calls it from a worker thread, with the block :func:`prepare`-d beforehand)."""
-    from nnbolts.grading import GradingFailure, GradingSetupError, _cases
-    from nnbolts.grading import _remote
+    from nnbolts.grading import GradingFailure, GradingSetupError, _cases, _remote
 
     prepared = prepare(block) if isinstance(block, str) else block
     if isinstance(prepared, Verdict):
@@ -301,7 +300,7 @@ class LocalChannel:
         from nnbolts.grading import _remote
 
         spec = importlib.util.spec_from_file_location("_grading_observe_local",
-                                                      _remote._HARNESS_FILE)
+                                                      _remote.wire.__file__)
         self.module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(self.module)
         self.namespace = namespace

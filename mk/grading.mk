@@ -1,10 +1,10 @@
-# Exercises and grading (grading/pipeline.py); included from the Makefile, which defines
+# Exercises and grading (instructor/pipeline.py); included from the Makefile, which defines
 # $(PY) (the virtual environment's Python) and $(STAMP) (its installation).
 #
 #   make exercises                      solutions/*.md -> nbgrader -> exercises/ (commit the result)
 #   make grade                          grade the bundled demo submissions
 #   make grade SUBMISSIONS=dir JOBS=4   grade dir/<student>/<assignment>/<notebook>.ipynb, 4 at a time
-#   make demo-submissions               rebuild grading/demo_submissions/ after an assignment changed
+#   make demo-submissions               rebuild instructor/demo_submissions/ after an assignment changed
 
 JOBS ?= 2
 GRADE_FLAGS ?=
@@ -12,10 +12,10 @@ GRADE_FLAGS ?=
 .PHONY: exercises grade demo-submissions
 
 exercises: $(STAMP)
-	$(PY) -m grading.pipeline exercises
+	$(PY) -m instructor.pipeline exercises
 
 grade: $(STAMP)
-	$(PY) -m grading.pipeline grade --jobs $(JOBS) $(if $(SUBMISSIONS),--submissions $(SUBMISSIONS)) $(GRADE_FLAGS)
+	$(PY) -m instructor.pipeline grade --jobs $(JOBS) $(if $(SUBMISSIONS),--submissions $(SUBMISSIONS)) $(GRADE_FLAGS)
 
 demo-submissions: $(STAMP)
-	$(PY) -m grading.demo
+	$(PY) -m instructor.demo

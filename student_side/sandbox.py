@@ -2,8 +2,9 @@
 
 This file is two things:
 
-* a **launcher**: ``python grading/sandbox.py '<json spec>' -- python -m ipykernel_launcher -f ...``
-  applies the limits below to its own process and then ``exec``s the kernel, which inherits them;
+* a **launcher**: ``python student_side/sandbox.py '<json spec>' -- python -m
+  ipykernel_launcher -f ...`` applies the limits below to its own process and then ``exec``s
+  the kernel, which inherits them;
 * the grader-side helpers that build that spec (:func:`kernel_spec_for`) and a Jupyter kernel
   manager that starts every kernel through the launcher (:class:`SandboxedKernelManager`).
 

@@ -3,8 +3,9 @@
 Starting a Python kernel and importing torch takes seconds; most of a short notebook's grading
 time. The zygote pays that once per grading run: it imports the heavy modules (and nothing
 else: no thread, no socket, no CUDA context is created), then for each request forks a child
-that confines itself (:func:`grading.sandbox.apply`: limits, Landlock, its own scratch directory
-and environment), and becomes an IPython kernel listening on the connection file it was given.
+that confines itself (:func:`student_side.sandbox.apply`: limits, Landlock, its own scratch
+directory and environment), and becomes an IPython kernel listening on the connection file it
+was given.
 Every child starts from the same pristine memory image, so no state passes from one student to
 another; the zygote itself never runs student code.
 
@@ -29,7 +30,7 @@ import tempfile
 
 
 def _child(request: dict) -> None:
-    """In the forked child: become the notebook's supervisor (grading.sandbox.supervise),
+    """In the forked child: become the notebook's supervisor (student_side.sandbox.supervise),
     whose own child confines itself and runs the kernel. Never returns."""
     code = 1
     try:
@@ -42,7 +43,7 @@ def _child(request: dict) -> None:
         os.closerange(3, 65536)  # the zygote's control pipes above all
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        from grading import sandbox
+        from student_side import sandbox
 
         spec = request["spec"]
 
@@ -77,7 +78,7 @@ WARM = ("torch._dynamo",
 
 
 def main(preload: list[str]) -> None:
-    from grading import sandbox
+    from student_side import sandbox
 
     sandbox._libc().prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG: die with the grader
     # PR_SET_CHILD_SUBREAPER: a process orphaned by a kernel whose supervisor was killed comes
@@ -150,7 +151,7 @@ def _reap(out) -> None:
             print(json.dumps({"exit": pid, "code": os.waitstatus_to_exitcode(status)}),
                   file=out, flush=True)
     # any other child is an orphan of a kernel tree whose supervisor died: it must not live
-    from grading import sandbox
+    from student_side import sandbox
 
     for pid in sandbox._descendants(os.getpid()):
         if pid not in _SUPERVISORS and _parent(pid) == os.getpid():

@@ -1,6 +1,6 @@
 """Attacks on the grader by a student who has read this repository, end to end.
 
-One ``python -m grading.pipeline grade`` run grades, side by side, honest demo students and one
+One ``python -m instructor.pipeline grade`` run grades, side by side, honest demo students and one
 submission per class of attack (issue 10's list, and what the trusted design invites). Each
 attack is an extra cell in a demo notebook of assignment 01 whose score without the attack is
 known (tests/demo_expected_scores.csv: blank 0, partial 13). What must hold:
@@ -29,7 +29,7 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "grading" / "demo_submissions"
+DEMO = ROOT / "instructor" / "demo_submissions"
 A1 = "01-activations"
 
 # attack -> (demo student whose notebook it changes, its code). The code goes in a cell of its
@@ -160,7 +160,7 @@ def graded(tmp_path_factory):
         dest.mkdir(parents=True)
         nbformat.write(nb, str(dest / "activations.ipynb"))
     proc = subprocess.run(
-        [sys.executable, "-m", "grading.pipeline", "grade", "--submissions", str(subs),
+        [sys.executable, "-m", "instructor.pipeline", "grade", "--submissions", str(subs),
          "--jobs", "2", "--course-dir", str(base / "course"), "--grades-csv",
          str(base / "grades.csv"), "--cell-timeout", "10", "--submission-timeout", "60",
          "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=900)

@@ -7,7 +7,7 @@ points, and that the failing cell's message carries the mutant's hint.
 What decides a test cell here is what decides it when ``make grade`` runs: the cell's hidden
 block, judged on the trusted side by ``grading.trusted.judge`` (fresh cases from ``SEED``; every
 student function it calls is a proxy, every call an observation), and the exercise's torch-use
-policy (``grading/policy.py``) read from the student's cells. The student's side is not a
+policy (``instructor/policy.py``) read from the student's cells. The student's side is not a
 Jupyter kernel (a kernel costs seconds per notebook) but ``trusted.LocalChannel``: the same wire
 format and dispatcher, answering from a dict that stands for the notebook's globals. The code
 cells run in order with ``exec`` in a fresh namespace, as a kernel would run them, test cells
@@ -37,19 +37,18 @@ import builtins
 import functools
 import linecache
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
+from exercise_mutants import CONTROLS, MUTANTS, Mutant
+
+from instructor import course, policy, trusted
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from exercise_mutants import CONTROLS, MUTANTS, Mutant  # noqa: E402
 
-from grading import course, policy, trusted  # noqa: E402
 
 ASSIGNMENTS = course.assignments()
 SEED = 0

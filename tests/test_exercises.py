@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from instructor import course, feedback
 
-from grading import course, feedback  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 ASSIGNMENTS = course.assignments()
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")

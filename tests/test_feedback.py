@@ -1,6 +1,6 @@
 """The feedback page is safe to open: no student script runs in it, it loads nothing, its math
-typesets offline, long lines wrap and its size is bounded (grading/feedback.py and the template
-grading/templates/feedback_safe).
+typesets offline, long lines wrap and its size is bounded (instructor/feedback.py and the template
+instructor/templates/feedback_safe).
 
 A crafted autograded notebook, with every way we know of to put script or a request in a page
 (raw HTML and event handlers in markdown, ``javascript:`` links, text/html, JavaScript, SVG,
@@ -24,7 +24,6 @@ import base64
 import hashlib
 import os
 import re
-import sys
 import tempfile
 import time
 import zlib
@@ -34,10 +33,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output, new_raw_cell
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from instructor import feedback
 
-from grading import feedback  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 REQUIRED = os.environ.get("CI_REQUIRE_BROWSER") == "1"
 # Every payload, should it run, leaves a mark the browser test reads.
@@ -398,7 +397,7 @@ def test_pipeline_renders_through_the_safe_template(tmp_path):
     from nbgrader.api import Gradebook
     from traitlets.config import Config
 
-    from grading import pipeline
+    from instructor import pipeline
 
     nb = attack_notebook()
     root = tmp_path / "course"

@@ -41,7 +41,7 @@ from nnbolts.grading._compare import compare
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from grading import trusted  # noqa: E402
+from instructor import trusted  # noqa: E402
 
 ACTIVATION_NAMES = ["sigmoid", "sigmoid_grad", "tanh", "tanh_grad", "relu", "relu_grad",
                     "leaky_relu", "leaky_relu_grad", "elu", "elu_grad", "silu", "silu_grad",

@@ -19,10 +19,10 @@ import nbformat
 import pytest
 import torch
 
-from grading import course, trusted
+from instructor import course, trusted
 
 SEEDS = range(1, 21)
-DEMO = course.REPO / "grading" / "demo_submissions"
+DEMO = course.REPO / "instructor" / "demo_submissions"
 # partial and honest-but-unusual students (the demo's "correct" student is the solution, checked
 # above; cheaters and crashes are end-to-end cases, tests/test_pipeline.py and test_attacks.py)
 STUDENTS = ("partial", "honest_adam", "honest_schedules", "honest_training")

@@ -1,4 +1,4 @@
-"""The intake (grading/intake.py): no submission can break collecting, reading or reporting.
+"""The intake (instructor/intake.py): no submission can break collecting, reading or reporting.
 
 Each attack is one student beside two honest demo students (``correct`` and ``partial``): the
 intake and the restoration against the gradebook (``pipeline.collect`` and ``pipeline.prepare``,
@@ -32,10 +32,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from instructor import course, demo, intake, integrity, pipeline
 
-from grading import course, demo, intake, integrity, pipeline  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 ASSIGNMENTS = ["01-activations", "02-initializers"]
 A1 = "01-activations"
@@ -662,7 +662,7 @@ def test_the_pipeline_grades_a_class_of_attackers(tmp_path, request):
         os.rename(fuzz / name, subs / name)
     t0 = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "grading.pipeline", "grade", "--submissions", str(subs),
+        [sys.executable, "-m", "instructor.pipeline", "grade", "--submissions", str(subs),
          "--jobs", "2", "--course-dir", str(course_dir), "--assignments", A1,
          "--grades-csv", str(tmp_path / "grades.csv"), "--cell-timeout", "10",
          "--submission-timeout", "60", "--quiet"],

@@ -1,4 +1,5 @@
-"""Limits per notebook, not per process (grading/limits.py, grading/sandbox.py, grading/execute.py).
+"""Limits per notebook, not per process (instructor/limits.py, student_side/sandbox.py,
+instructor/execute.py).
 
 Every process a kernel starts -- 50 forks, a ``setsid`` double fork, a detached ``sleep`` -- is
 gone when its notebook ends, with a cgroup or with the subreaper alone, and when the kernel dies;
@@ -22,12 +23,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from instructor import limits as defaults
+from instructor.execute import Limits, Outcome, Zygote, execute, runtime_root
+from student_side import sandbox
 
-from grading import limits as defaults  # noqa: E402
-from grading import sandbox  # noqa: E402
-from grading.execute import Limits, Outcome, Zygote, execute, runtime_root  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 
@@ -204,7 +204,7 @@ def test_root_grader_runs_kernels_as_nobody_or_without_capabilities():
 
 
 def test_report_says_which_confinement_applied(capsys):
-    from grading import pipeline
+    from instructor import pipeline
 
     line = "cgroup v1 (memory 4096 MiB, pids 256, cpu 1) + subreaper; user nobody (uid 65534)"
     report = {"assignments": [], "students": [], "scores": {}, "skipped": [],
@@ -217,7 +217,7 @@ def test_report_says_which_confinement_applied(capsys):
 
 
 def test_pipeline_refuses_to_grade_unconfined(monkeypatch, tmp_path, capsys):
-    from grading import pipeline
+    from instructor import pipeline
 
     monkeypatch.setattr(sandbox, "landlock_abi", lambda: 0)
     monkeypatch.setattr(sandbox, "subreaper_available", lambda: False)
@@ -227,7 +227,7 @@ def test_pipeline_refuses_to_grade_unconfined(monkeypatch, tmp_path, capsys):
 
 
 def test_every_default_is_declared_once():
-    from grading import course, pipeline
+    from instructor import course, pipeline
 
     limits = Limits()
     assert limits.cell_timeout == defaults.CELL_TIMEOUT_S
@@ -236,7 +236,7 @@ def test_every_default_is_declared_once():
     assert course.load_config().ExecutePreprocessor.timeout == defaults.CELL_TIMEOUT_S
     makefile = (ROOT / "mk" / "grading.mk").read_text()
     assert int(re.search(r"^JOBS \?= (\d+)", makefile, re.MULTILINE).group(1)) == defaults.JOBS
-    parser_jobs = pipeline.main.__code__  # the option's default is read from grading/limits.py
+    parser_jobs = pipeline.main.__code__  # the option's default is read from instructor/limits.py
     assert "defaults" in parser_jobs.co_names or "JOBS" in str(parser_jobs.co_consts)
     config = (ROOT / "nbgrader_config.py").read_text()
     assert not re.search(r"^c\.GradingPipeline\.(submission_timeout|memory_limit_mb|"

@@ -1,6 +1,6 @@
-"""The instructor pipeline on the bundled demo submissions (grading/demo.py lists who does what).
+"""The instructor pipeline on the bundled demo submissions (instructor/demo.py lists who does what).
 
-One run of ``python -m grading.pipeline grade`` with two jobs grades every demo student; the
+One run of ``python -m instructor.pipeline grade`` with two jobs grades every demo student; the
 tests below read what it left: the report, the gradebook, grades.csv, the feedback HTML, the
 executed notebooks. Short time limits keep the run well under three minutes.
 """
@@ -20,10 +20,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from instructor import course, demo, feedback, integrity
 
-from grading import course, demo, feedback, integrity  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 ASSIGNMENTS = ["01-activations", "02-initializers", "03-gradient-descent",
                "04-adaptive-optimizers", "05-schedules", "06-minibatch"]
@@ -73,7 +73,7 @@ def run(request, tmp_path_factory):
         if not done.exists():
             out.mkdir(parents=True, exist_ok=True)
             proc = subprocess.run(
-                [sys.executable, "-m", "grading.pipeline", "grade",
+                [sys.executable, "-m", "instructor.pipeline", "grade",
                  "--submissions", str(demo.DEMO), "--jobs", "2",
                  "--course-dir", str(out / "course"), "--grades-csv", str(out / "grades.csv"),
                  "--cell-timeout", "10", "--submission-timeout", "90", "--quiet"],
@@ -366,7 +366,7 @@ def test_feedback_filter_removes_hidden_tests_and_their_echo():
 def test_notebook_wall_clock_limit_stops_a_slow_notebook():
     import asyncio
 
-    from grading.execute import NOT_RUN, Limits, execute
+    from instructor.execute import NOT_RUN, Limits, execute
 
     cells = [nbformat.v4.new_code_cell("import time\ntime.sleep(1.5)") for _ in range(6)]
     test = nbformat.v4.new_code_cell("assert True")
@@ -388,7 +388,7 @@ def test_notebook_wall_clock_limit_stops_a_slow_notebook():
 def test_slots_bound_concurrency_and_let_recording_go_first(n):
     import asyncio
 
-    from grading.pipeline import _Slots
+    from instructor.pipeline import _Slots
 
     async def scenario():
         slots, busy, peak, order = _Slots(n), [0], [0], []

@@ -1,4 +1,4 @@
-"""The trusted verdict (grading/trusted.py), driven in-process through ``LocalChannel``: the
+"""The trusted verdict (instructor/trusted.py), driven in-process through ``LocalChannel``: the
 same wire format and dispatcher a kernel runs, without starting one. What a student who has read
 this repository would try against the new design, and what the design guarantees:
 
@@ -8,7 +8,7 @@ this repository would try against the new design, and what the design guarantees
   arrives as plain data;
 * warnings and stderr from student code decide nothing;
 * a malformed reply, a timeout or a dead kernel scores 0 with a message and a flag;
-* the torch-use policy (grading/policy.py) reads through aliases.
+* the torch-use policy (instructor/policy.py) reads through aliases.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from instructor import policy, trusted
+from nnbolts import activations
+from nnbolts.grading import _remote
 
-from grading import policy, trusted  # noqa: E402
-from nnbolts import activations  # noqa: E402
-from nnbolts.grading import _remote  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 wire = _remote.wire
 

@@ -39,11 +39,11 @@ rtol 1e-7·k, atol 1e-9·k; k = 1 for single calls, 2 for optimizer trajectories
 
 Where the checks run
 --------------------
-A hidden test never runs in the student's kernel. ``grading/trusted.py`` runs each test cell's
+A hidden test never runs in the student's kernel. ``instructor/trusted.py`` runs each test cell's
 hidden block in the grader's own process, which the confined kernel cannot read, write, signal
 or trace; every name the block reads and does not define (``adam_step``, ``answer``) is fetched
 from the kernel by ``_remote``: a plain value by copy, a function as a proxy whose every call
-is one **observation** -- the arguments travel to the kernel in ``harness/observe.py``'s wire
+is one **observation** -- the arguments travel to the kernel in ``student_side/observe.py``'s wire
 format, the student's function runs there, and what it returned (and what it did to its
 arguments) comes back as plain data, every type and size checked. The reference, the
 comparison and the verdict all happen here; what the kernel sends is never executed. A cell
@@ -68,19 +68,19 @@ code in it, so each measure was replaced by one that does not depend on the kern
   Values arrive as plain data (a tensor subclass or a ``str`` that equals everything cannot
   cross the wire), and :mod:`._tensors` still refuses tensor subclasses of local functions.
 * **Calling the reference, pasting its source**: the kernel has no ``nnbolts`` in memory and
-  cannot read the course's folders (``grading/sandbox.py`` confines it), so there is no
+  cannot read the course's folders (``student_side/sandbox.py`` confines it), so there is no
   reference to call; a notebook that imports the course library is flagged by the torch-use
-  policy (``grading/policy.py``) and fails in the kernel anyway.
+  policy (``instructor/policy.py``) and fails in the kernel anyway.
 * **A lookup table of the hidden answers**: the cases are drawn from a fresh seed per run
   (:data:`._cases.RUN_SEED`, recorded with the run so that a regrade can replay it).
 * **torch's own implementation** (``torch.sigmoid`` in ``sigmoid``, ``torch.optim.Adam``,
   ``torch.nn.init``, a fused kernel): a per-exercise policy read statically, on the trusted
-  side, from the source of every cell the student could edit (``grading/policy.py``;
+  side, from the source of every cell the student could edit (``instructor/policy.py``;
   best-effort: names built at run time are flagged for the instructor, not scored).
 * **Infinite loops**: each observation has a deadline (``timeout=`` per call, ``budget=`` for
   all calls of one test, see :class:`Session`); the channel interrupts a kernel that does not
   answer in time and scores the cell 0. The kernel's whole process tree is further limited in
-  memory, processes and CPU time by ``grading/sandbox.py``.
+  memory, processes and CPU time by ``student_side/sandbox.py``.
 * **Hiding a failure, a flag or the test itself** (input transformers, a replaced
   ``run_code``, a custom exception handler, printing the hidden source): the hidden block and
   the quiz keys never enter the kernel, and the trusted side writes each test cell's output

@@ -5,7 +5,7 @@ A hidden test runs in the grader's own process (``grading.trusted``); every name
 the test does not define -- ``adam_step``, ``answer`` -- is fetched from the student's kernel:
 plain values (numbers, strings, tensors, containers) by copy, functions and other objects as
 proxies (:class:`RemoteCallable`, :class:`RemoteObject`) whose calls travel over the channel
-with the arguments encoded by ``harness/observe.py``'s wire format and the results decoded
+with the arguments encoded by ``student_side/observe.py``'s wire format and the results decoded
 with every type and size checked. An argument the student's function changed in place comes
 back and is written into the grader's own copy, so the engine's checks ("modified its
 argument", "did not fill the tensor it was given") work as on a local function.
@@ -17,37 +17,21 @@ the cell scores 0.
 from __future__ import annotations
 
 import contextvars
-import importlib.util
-import os
-import sys
 
 import torch
 
 from ._errors import GradingSetupError, StudentTimeout
 
-_HARNESS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir,
-                             os.pardir, "harness", "observe.py")
-
-
-def _load_wire():
-    """The wire format of ``harness/observe.py`` (one file: the kernel runs the same code)."""
-    name = "_grading_wire"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, os.path.realpath(_HARNESS_FILE))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules[name] = module
-    return module
-
-
-wire = _load_wire()
-ProtocolError = wire.ProtocolError
+try:  # the wire format: one module, which the kernel runs too (the course's student side)
+    from student_side import observe as wire
+except ImportError:  # nnbolts without the course's grader installed: checks run in-process only
+    wire = None
+ProtocolError = wire.ProtocolError if wire is not None else ValueError
 
 
 def harness_source() -> str:
     """The source the kernel runs to answer observations (public protocol)."""
-    with open(os.path.realpath(_HARNESS_FILE), encoding="utf-8") as f:
+    with open(wire.__file__, encoding="utf-8") as f:
         return f.read()
 
 
