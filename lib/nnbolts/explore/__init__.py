@@ -21,6 +21,8 @@ does nothing and raises nothing.
 The JavaScript (vega, vega-lite and vega-embed, from ``vl_convert.javascript_bundle()``, about
 0.9 MB) is not in the figure: the Sphinx extension ``tools/sphinx/vega_bundle.py`` writes it once
 to the book's ``_static/`` and adds ``<script defer src=...>`` to the pages that hold an explorer.
+
+Explained in: book/library.md
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ schedule=...)`` applies to ``nnbolts.optim.SGD``).
 :func:`schedule_chart` draws the explorer (the chapter shows it with
 ``nnbolts.explore.explorer``). tests/test_explore_schedules.py retrains sampled runs one at a
 time with ``nnbolts.train.fit`` and compares.
+
+Explained in: book/schedules.md
 """
 
 from __future__ import annotations
@@ -276,7 +278,8 @@ def schedule_chart(grid: ScheduleGrid, *, lr_every: int = 2, default=("cosine", 
         min=min(settings), max=max(settings), step=1,
         name="Its main parameter, 1 (gentle) to 3 (strong): "))
     peak_param = alt.param(name="peak", value=peak, bind=alt.binding_radio(
-        options=peaks, name="Peak learning rate η₀: "))
+        options=peaks, labels=[f"{p:g}\u00a0\u00a0" for p in peaks],  # spaced apart
+        name="Peak learning rate η₀: "))
     chosen = ("(datum.kind == kind && datum.setting == setting || datum.kind == 'constant')"
               " && datum.peak == peak")
     runs = alt.Data(name="runs")  # the rows are set once, after building (see the end)
@@ -288,7 +291,7 @@ def schedule_chart(grid: ScheduleGrid, *, lr_every: int = 2, default=("cosine", 
         domain=["chosen schedule", "constant rate (same peak)"], range=[[1, 0], [5, 3]]))
     rate = base.transform_flatten(["step", "lr"]).mark_line().encode(
         x=alt.X("step:Q", title="step (update)"),
-        y=alt.Y("lr:Q", title="learning rate ηₜ"),
+        y=alt.Y("lr:Q", title="learning rate"),
         color=colour, strokeDash=dash,
     ).properties(width=250, height=200, title="Learning rate at each step")
     loss = base.transform_flatten(["epoch", "loss"]).mark_line(point=True).encode(
