@@ -407,6 +407,22 @@ GRADIENT_DESCENT = _group(
         def sgd_init(param):
             return {"velocity": torch.zeros_like(param)}
         """, None),
+    ("sgd_step", "maximize-after-weight-decay", """
+        def sgd_step(param, grad, state, *, lr=1e-3, momentum=0.0, dampening=0.0,
+                     weight_decay=0.0, nesterov=False, maximize=False):
+            g = grad
+            if weight_decay != 0:
+                g = g + weight_decay * param
+            if maximize:
+                g = -g
+            new_state = dict(state)
+            if momentum != 0:
+                buf = state.get("momentum_buffer")
+                buf = g.clone() if buf is None else momentum * buf + (1 - dampening) * g
+                new_state["momentum_buffer"] = buf
+                g = g + momentum * buf if nesterov else buf
+            return param - lr * g, new_state
+        """, None),
     ("sgd_step", "buffer-starts-at-zero", """
         def sgd_step(param, grad, state, *, lr=1e-3, momentum=0.0, dampening=0.0,
                      weight_decay=0.0, nesterov=False, maximize=False):
@@ -711,6 +727,11 @@ ADAPTIVE = _group(
         update="return param - lr * (m / (1 - beta1 ** t)) / torch.sqrt(v / (1 - beta2 ** t) "
                "+ eps), new"), "ε outside the root"),
     ("adam_step", "step-before-increment", _adam(t='state["step"]'), None),
+    ("adam_step", "maximize-after-weight-decay", _adam().replace(
+        "g = -grad if maximize else grad\n        if weight_decay != 0:\n"
+        "            g = g + weight_decay * param",
+        "g = grad\n        if weight_decay != 0:\n            g = g + weight_decay * param\n"
+        "        if maximize:\n            g = -g"), None),
     ("adam_step", "amsgrad-max-of-vhat", _adam(
         amsgrad='v = new["max_exp_avg_sq"] = torch.maximum(state["max_exp_avg_sq"], '
                 'v / (1 - beta2 ** t)) * (1 - beta2 ** t)'), None),

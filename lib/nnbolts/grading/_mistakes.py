@@ -433,14 +433,15 @@ def _adam_init(param, *, amsgrad=False, **_):
 
 
 def _adam_variant(decoupled_default: bool, default_wd: float, *, bias=True, shift=0,
-                  eps_inside=False, ascent=False, wd_mode="as_asked", ams="ok", swap=False):
+                  eps_inside=False, ascent=False, wd_mode="as_asked", ams="ok", swap=False,
+                  late_maximize=False):
     """Adam/AdamW written out plainly, with one mistake switched on."""
     def step(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
              weight_decay=default_wd, amsgrad=False, maximize=False,
              decoupled_weight_decay=decoupled_default, eps_inside_sqrt=False, **_):
         beta1, beta2 = (betas[1], betas[0]) if swap else betas
         t = state["step"] + 1
-        g = -grad if maximize else grad
+        g = -grad if maximize and not late_maximize else grad
         p = param.clone()
         mode = wd_mode
         if mode == "as_asked":
@@ -452,6 +453,8 @@ def _adam_variant(decoupled_default: bool, default_wd: float, *, bias=True, shif
                 p = p * (1 - lr * weight_decay)
             elif mode == "decoupled_no_lr":
                 p = p * (1 - weight_decay)
+        if maximize and late_maximize:
+            g = -g
         m = beta1 * state["exp_avg"] + (1 - beta1) * g
         v = beta2 * state["exp_avg_sq"] + (1 - beta2) * g * g
         new = {"step": t, "exp_avg": m, "exp_avg_sq": v}
@@ -537,19 +540,23 @@ def _adam_family(rule: str) -> list[Mistake]:
         Mistake("AMSGrad maximum kept but not used", "with amsgrad the denominator uses the "
                 "maximum, not the current v", V(ams="unused"),
                 applies=lambda *a, **kw: ams(**kw)),
+        Mistake(*_LATE_MAXIMIZE, V(late_maximize=True),
+                applies=lambda *a, **kw: bool(kw.get("maximize")) and is_l2(**kw)),
     ]
 
 
 def _sgd_variant(*, zero_start=False, ema=False, ascent=False, no_wd=False,
-                 nesterov_missing=False, wd_after=False):
+                 nesterov_missing=False, wd_after=False, late_maximize=False):
     def init(param, **_):
         return {}
 
     def step(param, grad, state, *, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
              nesterov=False, maximize=False, **_):
-        g = -grad if maximize else grad
+        g = -grad if maximize and not late_maximize else grad
         if weight_decay and not no_wd and not wd_after:
             g = g + weight_decay * param
+        if maximize and late_maximize:
+            g = -g
         new, d = {}, g
         if momentum:
             buf = state.get("momentum_buffer")
@@ -563,6 +570,15 @@ def _sgd_variant(*, zero_start=False, ema=False, ascent=False, no_wd=False,
             d = d + weight_decay * param
         return (param + lr * d if ascent else param - lr * d), new
     return init, step
+
+
+_LATE_MAXIMIZE = ("maximize negates the gradient after the weight decay is added",
+                  "negate the gradient first and then add λθ: maximising f is minimising −f, "
+                  "and the decay still pulls θ toward 0")
+
+
+def _both(*keys):
+    return lambda *a, **kw: all(bool(kw.get(k)) for k in keys)
 
 
 def _sgd() -> list[Mistake]:
@@ -587,6 +603,8 @@ def _sgd() -> list[Mistake]:
                     kw.get("momentum"))),
         Mistake("Nesterov look-ahead missing", "with nesterov=True the step uses g + μb "
                 "rather than b", _sgd_variant(nesterov_missing=True), applies=has("nesterov")),
+        Mistake(*_LATE_MAXIMIZE, _sgd_variant(late_maximize=True),
+                applies=_both("maximize", "weight_decay")),
     ]
 
 
