@@ -32,14 +32,19 @@ registered from the folder names. The steps:
    notebook (``instructor/feedback.py``), then ``nbgrader generate_feedback`` renders the HTML,
    student by student in a pool of ``--jobs`` processes, as soon as the assignment is recorded.
 
-5. **export** -- nbgrader's CSV export plugin writes ``grades.csv``.
+5. **export** -- nbgrader's CSV export plugin writes ``grades.csv``, its columns as they are, and
+   a last column, ``status``: ``missing`` (no submission: nbgrader's 0), ``unreadable`` (graded
+   as the blank release because a notebook could not be collected or read) or ``submitted``;
+6. **similarity** -- ``instructor/similarity.py`` compares the students' own code, assignment by
+   assignment, and writes ``<course>/.pipeline/similarity.html``: reported, never scored.
 
 Steps 3b, 3c and 4 overlap: kernels, the recorder and the renderers share ``--jobs`` slots
 (recording and rendering first), so the kernels go on with the next assignments while the first
 ones are recorded, and ``--jobs 1`` does one thing at a time.
 
-It prints a table of scores, the flagged submissions with their reasons and the time each
-notebook took, and writes ``<course>/.pipeline/report.json``.
+It prints a table of scores (``missing`` where nothing was submitted), the flagged submissions
+with their reasons, the most similar pairs of each assignment and the time each notebook took,
+and writes ``<course>/.pipeline/report.json``.
 """
 
 from __future__ import annotations
@@ -65,7 +70,7 @@ from pathlib import Path
 
 import nbformat
 
-from instructor import course, feedback, intake, integrity, policy, trusted
+from instructor import course, feedback, intake, integrity, policy, similarity, trusted
 from instructor import limits as defaults
 from instructor.execute import Limits, Zygote, execute
 from student_side import sandbox
@@ -464,7 +469,26 @@ def _sanitized_copies(root: Path, public: Path, assignment: str, students: list[
     return done
 
 
-def export(config, path: Path, students: list[str], assignment_ids: list[str]) -> None:
+MISSING, SUBMITTED, UNREADABLE = "missing", "submitted", "unreadable"
+
+
+def statuses(table: dict, jobs: list[Job]) -> dict:
+    """``{student: {assignment: status}}``: ``missing`` where the gradebook has no submission
+    (nbgrader's export writes 0 for it), ``unreadable`` where a notebook of this run's
+    submission could not be collected or read (graded as the blank release), else
+    ``submitted``."""
+    unread = {(j.student, j.assignment) for j in jobs if not j.executed}
+    return {student: {a: MISSING if value is None else
+                      UNREADABLE if (student, a) in unread else SUBMITTED
+                      for a, value in row.items()}
+            for student, row in table.items()}
+
+
+def export(config, path: Path, students: list[str], assignment_ids: list[str],
+           status: dict | None = None) -> None:
+    """nbgrader's CSV export, its columns as they are; with ``status``
+    (``{student: {assignment: status}}``, :func:`statuses`) a last column, ``status``, tells a
+    missing submission from a submitted one that scored 0."""
     from nbgrader.api import Gradebook
     from nbgrader.plugins import CsvExportPlugin
 
@@ -474,6 +498,23 @@ def export(config, path: Path, students: list[str], assignment_ids: list[str]) -
     plugin.assignment = assignment_ids
     with Gradebook(config.CourseDirectory.db_url, config.CourseDirectory.course_id) as gb:
         plugin.export(gb)
+        if status is None:
+            return
+        # the plugin writes one line per (assignment, student), in the gradebook's order,
+        # without quoting: the column is appended line by line in that same order
+        order = [(a.name, s.id) for a in gb.assignments if a.name in assignment_ids
+                 for s in gb.students if s.id in students]
+    lines = path.read_text().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if len(lines) != len(order) + 1:
+        raise RuntimeError(f"{path}: {len(lines) - 1} rows exported, {len(order)} expected")
+    out = [lines[0] + ",status"]
+    for line, (assignment, student) in zip(lines[1:], order):
+        if not line.startswith(f"{assignment},"):
+            raise RuntimeError(f"{path}: a row of {assignment!r} expected, found {line!r}")
+        out.append(f"{line},{status.get(student, {}).get(assignment, MISSING)}")
+    path.write_text("\n".join(out) + "\n")
 
 
 def scores(config, students: list[str], assignment_ids: list[str]) -> dict:
@@ -635,8 +676,12 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
                                      args.quiet, zygote, provenance["seed"]))
 
     grades_csv = Path(args.grades_csv).resolve()
-    export(config, grades_csv, students, assignment_ids)
     table = scores(config, students, assignment_ids)
+    status = statuses(table, jobs)
+    export(config, grades_csv, students, assignment_ids, status)
+    t0 = time.monotonic()
+    similar = similarity_report(config, jobs, notebooks)
+    t_similarity = time.monotonic() - t0
     total = time.monotonic() - started
 
     times = [j.seconds for j in jobs if j.executed]
@@ -645,7 +690,7 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
     # seconds the recorder and the renderers were busy (they overlap the kernels)
     timings = {"generate": t_generate, "prepare": t_prepare, "execute": stage.executed,
                "recorded": stage.recorded, "stage": stage.wall, "record": stage.record,
-               "feedback": stage.feedback, "total": total,
+               "feedback": stage.feedback, "similarity": t_similarity, "total": total,
                "jobs": args.jobs, "notebooks": len(jobs),
                "mean_notebook": statistics.fmean(times) if times else 0.0,
                "median_notebook": statistics.median(times) if times else 0.0}
@@ -655,6 +700,8 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
         "assignments": assignment_ids, "students": students,
         "scores": {s: {a: list(v) if v else None for a, v in row.items()}
                    for s, row in table.items()},
+        "status": status,
+        "similarity": similar,
         "submissions": [asdict(job) for job in jobs], "skipped": skipped, "timings": timings,
         "confinement": sorted({j.confinement for j in jobs if j.confinement}),
         "limits": {"cell_timeout_s": limits.cell_timeout,
@@ -672,6 +719,23 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
     return 0
 
 
+def similarity_report(config, jobs: list[Job], notebooks: dict) -> dict:
+    """The similarity report (``instructor/similarity.py``: reported, never scored) of the
+    notebooks that were read; written to ``<course>/.pipeline/similarity.html``. A fault of it
+    is reported and grading goes on."""
+    root = course.course_root(config)
+    threshold = float(config.GradingPipeline.get("similarity_threshold", similarity.THRESHOLD))
+    graded = [(j.student, j.assignment, j.notebook, notebooks[j.label]) for j in jobs
+              if j.executed]
+    assignments = sorted({j.assignment for j in jobs})
+    try:
+        return similarity.run(root, graded,
+                              {a: course.release_notebooks(config, a) for a in assignments},
+                              threshold)
+    except Exception as exc:  # reported, never scored: it must not stop the grading
+        return {"error": f"{type(exc).__name__}: {exc}", "assignments": {}}
+
+
 _MAX_FLAGS_SHOWN, _MAX_FLAG_CHARS = 30, 1000  # per notebook, per flag (report.json has all)
 
 
@@ -685,14 +749,18 @@ def print_report(report: dict) -> None:
           + f"  {'total':>12}")
     for student in report["students"]:
         row, got, out_of = report["scores"][student], 0.0, 0.0
+        status = report.get("status", {}).get(student, {})
         cells = []
         for a in assignments:
             value = row.get(a)
             if value is None:
-                cells.append(f"  {'-':>16}")
+                cells.append(f"  {MISSING:>16}")
             else:
                 got, out_of = got + value[0], out_of + value[1]
-                cells.append(f"  {f'{value[0]:g}/{value[1]:g}':>16}")
+                text = f"{value[0]:g}/{value[1]:g}"
+                if status.get(a) == UNREADABLE:
+                    text += " unreadable"
+                cells.append(f"  {text:>16}")
         print("  " + shown(student).ljust(width) + "".join(cells)
               + f"  {f'{got:g}/{out_of:g}':>12}")
     flagged = [s for s in report["submissions"] if s["flags"]]
@@ -710,6 +778,7 @@ def print_report(report: dict) -> None:
               "and ids mapped)")
     for item in report["skipped"]:
         print(f"  - {intake.shown_text(item)}")
+    _print_similarity(report.get("similarity") or {})
     t = report["timings"]
     sandboxes = sorted({s["sandbox"] for s in report["submissions"] if s["sandbox"]})
     print()
@@ -727,6 +796,26 @@ def print_report(report: dict) -> None:
     if report.get("allow_unconfined"):
         print("Confinement: --allow-unconfined was given")
     print(f"grades: {report['grades_csv']}   feedback: {report['feedback_dir']}")
+
+
+def _print_similarity(similar: dict) -> None:
+    print()
+    if similar.get("error"):
+        print(f"Similarity: not computed ({intake.shown_text(similar['error'])})")
+        return
+    found = similar.get("assignments", {})
+    threshold = next((v["threshold"] for v in found.values()), similarity.THRESHOLD)
+    print(f"Similarity (reported, never scored): pairs of students at or above {threshold:g}; "
+          f"all of them in {intake.shown_text(similar.get('html', '-'))}")
+    for assignment, result in found.items():
+        print(f"  {intake.shown(assignment)}: {result['pairs_reported']} pairs among "
+              f"{result['compared']} students compared"
+              + (f" ({len(result['not_compared'])} with too little code of their own)"
+                 if result["not_compared"] else ""))
+        for pair in result["top"]:
+            cells = ", ".join(f"{intake.shown_text(k)} {v:.2f}" for k, v in pair["cells"])
+            print(f"      {pair['score']:.3f}  {intake.shown(pair['a'])} ~ "
+                  f"{intake.shown(pair['b'])}  ({cells})")
 
 
 def exercises(args) -> int:
