@@ -13,8 +13,11 @@ the grader ran). Each cell is normalised before it is compared:
   does not bind (``torch``, ``range``, what the release imported) are kept, and a module imported
   under an alias is known by its full name (``import torch.nn.functional as G`` reads as
   ``torch.nn.functional``);
-* every subtree of at least :data:`MIN_NODES` nodes is hashed, and the hashes of the release's
-  own code for that cell (the stub every student received) are taken away, once per occurrence.
+* every subtree of at least :data:`MIN_NODES` nodes is hashed (a compound statement -- ``def``,
+  ``for``, ``if``, ``with`` -- by its header alone: the statements of its body count on their
+  own, so that an edit inside a block costs one statement, not every block around it), and the
+  hashes of the release's own code for that cell (the stub every student received) are taken
+  away, once per occurrence.
 
 Two students' similarity is the weighted Jaccard index of their multisets of subtree hashes,
 ``sum(min) / sum(max)`` over the hashes, in [0, 1]: 1 for the same code up to renaming, comments
@@ -142,6 +145,7 @@ class _Normalise(ast.NodeTransformer):
 
 
 _SKIPPED_FIELDS = frozenset({"ctx", "type_comment", "kind", "type_ignores"})
+_BLOCKS = frozenset({"body", "orelse", "finalbody", "handlers", "cases"})
 
 
 def _hash(node, out: Counter) -> tuple[int, int]:
@@ -152,15 +156,24 @@ def _hash(node, out: Counter) -> tuple[int, int]:
         return hash(("list", *(h for h, _ in parts))), sum(s for _, s in parts)
     if not isinstance(node, ast.AST):
         return hash(("const", type(node).__name__, repr(node))), 0
-    size, parts = 1, [type(node).__name__]
+    size, parts, header = 1, [type(node).__name__], [type(node).__name__]
     for name, value in ast.iter_fields(node):
         if name in _SKIPPED_FIELDS:
             continue
         h, s = _hash(value, out)
         parts.append((name, h))
         size += s
+        if name not in _BLOCKS:
+            header.append((name, h))
     digest = hash(tuple(parts))
-    if size >= MIN_NODES and not isinstance(node, ast.Module):
+    if isinstance(node, ast.Module):
+        pass
+    elif len(header) < len(parts):
+        # a compound statement counts by its header (``for v in zip(...)``, ``def f(...)``);
+        # its body's statements count on their own, so an edit inside a block costs that
+        # statement, not every block around it
+        out[hash(("header", *header))] += 1
+    elif size >= MIN_NODES:
         out[digest] += 1
     return digest, size
 
