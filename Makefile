@@ -47,3 +47,12 @@ book-check: $(STAMP)
 
 serve: book
 	$(PY) -m http.server --directory _build/html 8000
+
+# What students receive, with no answer in it (tools/student_edition.py): the book's HTML without
+# the instructor guide (it reuses make book's execution cache, so after `make book` nothing is
+# executed again), the released notebooks, nnbolts and a requirements.txt without nbgrader, in
+# _build/student. Publish that folder; keep this repository private. tests/test_student_edition.py
+# scans every file of it for solutions, hidden tests and quiz keys.
+.PHONY: student-edition
+student-edition: $(STAMP)
+	$(PY) tools/student_edition.py
