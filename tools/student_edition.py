@@ -1,4 +1,4 @@
-"""Build the student edition (``make student-edition``): what students receive, with no answer in it.
+"""Build the student edition (``make student-edition``): what students receive, and no answer.
 
 This repository is the instructor's: beside the book and ``nnbolts`` it holds every solution,
 every hidden test and every quiz key (``solutions/``), demo submissions that contain solutions
@@ -58,7 +58,7 @@ LICENSES = ("LICENSE", "LICENSE-BOOK")
 # The Jupyter front end of the edition, and the kernel it runs: no nbgrader, whose extensions
 # would show the instructor's Formgrader and course menus in the student's JupyterLab.
 FRONT_END = ("jupyterlab==4.6.6", "ipykernel")
-# What the released notebooks and nnbolts import, pinned as the instructor's requirements.txt pins it.
+# What the released notebooks and nnbolts import, pinned as requirements.txt pins them.
 RUNTIME = ("torch", "numpy", "matplotlib")
 
 
@@ -165,7 +165,7 @@ def build_book(out: Path, *, work: Path = WORK, strict: bool = True) -> None:
         # --keep-going leaves doctrees behind: the next build must read every page again and
         # report the same warnings, not render the pages it read last time as if they were fine
         shutil.rmtree(work, ignore_errors=True)
-        raise SystemExit(f"the student edition's book did not build (exit status {result.returncode})")
+        raise SystemExit(f"the student edition's book did not build (exit {result.returncode})")
     shutil.copytree(work / "_build" / "html", out / "book")
 
 
@@ -262,7 +262,7 @@ exercise notebooks in which you write the library's functions yourself.
 | folder | what |
 |---|---|
 | `book/` | the book, built: open `book/index.html` in a browser (no installation needed) |
-| `exercises/` | one notebook per assignment, with a `YOUR CODE HERE` cell per function and checks you can run |
+| `exercises/` | one notebook per assignment: a `YOUR CODE HERE` cell per function, checks to run |
 | `nnbolts/` | the reference library (source), installed by `requirements.txt` |
 | `requirements.txt` | what the notebooks need: torch, numpy, matplotlib, JupyterLab and `nnbolts` |
 
