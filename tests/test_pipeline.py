@@ -29,6 +29,7 @@ ASSIGNMENTS = ["01-activations", "02-initializers", "03-gradient-descent",
                "04-adaptive-optimizers", "05-schedules", "06-minibatch"]
 CSV_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name",
                "email", "raw_score", "late_submission_penalty", "score", "max_score"]
+STATUS_COLUMN = "status"  # appended after nbgrader's own columns
 
 # student -> words one of its flags must contain (decided on the trusted side)
 CHEATERS = {
@@ -207,7 +208,7 @@ def test_sandbox_denied_every_attempt(run):
 def test_grades_csv_has_nbgrader_export_columns(run):
     with open(run["dir"] / "grades.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == CSV_COLUMNS
+    assert list(rows[0]) == [*CSV_COLUMNS, STATUS_COLUMN]
     students = run["report"]["students"]
     assert {(r["student_id"], r["assignment"]) for r in rows} == {
         (s, a) for s in students for a in ASSIGNMENTS}
@@ -216,6 +217,47 @@ def test_grades_csv_has_nbgrader_export_columns(run):
         row = by_key[("correct", assignment)]
         assert float(row["score"]) == float(row["max_score"]) > 0
     assert float(by_key[("snoop", "01-activations")]["score"]) == 0  # nothing submitted
+    # ... which the status column tells from a blank submission and an unreadable one
+    assert by_key[("snoop", "01-activations")]["status"] == "missing"
+    assert by_key[("snoop", "01-activations")]["timestamp"] == ""
+    assert by_key[("blank", "01-activations")]["status"] == "submitted"
+    assert float(by_key[("blank", "01-activations")]["score"]) == 0
+    assert by_key[("corrupt", "02-initializers")]["status"] == "unreadable"
+    assert by_key[("correct", "01-activations")]["status"] == "submitted"
+    submitted = {(s["student"], s["assignment"]) for s in run["report"]["submissions"]}
+    for (student, assignment), row in by_key.items():
+        assert (row["status"] == "missing") == ((student, assignment) not in submitted)
+        assert row["status"] == run["report"]["status"][student][assignment]
+
+
+def test_report_shows_missing_apart_from_a_zero(run):
+    assert run["report"]["scores"]["snoop"]["01-activations"] is None
+    assert run["report"]["status"]["snoop"]["01-activations"] == "missing"
+    assert run["report"]["status"]["blank"]["01-activations"] == "submitted"
+    lines = run["proc"]["stdout"].splitlines()
+    header = lines.index("Scores")
+    table = lines[header + 2:lines.index("", header)]  # below the header, to the blank line
+    rows = {line.split()[0]: line.split()[1:] for line in table}
+    column = ASSIGNMENTS.index("01-activations")
+    assert rows["snoop"][column] == "missing"
+    assert rows["blank"][column].startswith("0/")
+    assert "unreadable" in " ".join(rows["corrupt"])
+
+
+def test_similarity_report_was_written(run):
+    similar = run["report"]["similarity"]
+    assert "error" not in similar, similar
+    page = run["course"] / ".pipeline" / "similarity.html"
+    assert similar["html"] == str(page) and page.is_file()
+    text = page.read_text()
+    # every demo student writes from the instructor's solution: the correct student is in a pair,
+    # linked to its feedback; the blank one is never compared
+    assert 'href="../feedback/correct/01-activations/activations.html"' in text
+    activations = similar["assignments"]["01-activations"]
+    assert activations["pairs_reported"] > 0 and "blank" in activations["not_compared"]
+    for result in similar["assignments"].values():
+        assert all("blank" not in (p["a"], p["b"]) for p in result["top"])
+    assert "Similarity (reported, never scored)" in run["proc"]["stdout"]
 
 
 def _submitted_text(relative: Path) -> str:
