@@ -20,9 +20,10 @@ occasion into the output folder (and removed after the build) and the execution 
 the build only renders. It is strict (a warning fails it), and the module is also the Sphinx
 extension that sets the tag ``student_edition`` (``TAG``), so a page can leave a passage out
 of the edition with ``{only} not student_edition`` (book/intro.md does so for its paragraph
-for instructors, which links to the instructor guide). Sphinx keeps its doctrees in
-``_build/student-build/`` between builds; a failed build deletes them, so the next build reads
-every page again and repeats the warnings.
+for instructors, which links to the instructor guide). Sphinx reads every page afresh, in
+``_build/student-build/`` (deleted afterwards): an incremental build would neither repeat the
+warnings of a page it does not read again nor notice that a page it did not change now links to
+nowhere, and a fresh read costs about a second per page.
 
     python tools/student_edition.py                    # the whole edition into _build/student
     python tools/student_edition.py --no-book --out D  # only the notebooks, nnbolts, environment
@@ -47,7 +48,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "_build" / "student"
-WORK = ROOT / "_build" / "student-build"
+WORK = ROOT / "_build" / "student-build"  # Sphinx's doctrees and HTML, during the build only
 CACHE = ROOT / "_build" / ".jupyter_cache"  # make book's execution cache, shared on purpose
 TAG = "student_edition"
 # Pages of _toc.yml that are not for students (as _toc.yml names them).
@@ -143,7 +144,8 @@ def student_config(config: dict) -> dict:
 
 
 def build_book(out: Path, *, work: Path = WORK, strict: bool = True) -> None:
-    """Build the book's HTML into ``out/book`` (via ``work``, where Sphinx keeps its state)."""
+    """Build the book's HTML into ``out/book`` (via ``work``, emptied before and after)."""
+    shutil.rmtree(work, ignore_errors=True)
     toc_file, config_file = out / "_toc.yml", out / "_config.yml"
     toc_file.write_text(yaml.safe_dump(student_toc(yaml.safe_load((ROOT / "_toc.yml").read_text())),
                                        sort_keys=False))
@@ -162,11 +164,10 @@ def build_book(out: Path, *, work: Path = WORK, strict: bool = True) -> None:
         toc_file.unlink()
         config_file.unlink()
     if result.returncode != 0:
-        # --keep-going leaves doctrees behind: the next build must read every page again and
-        # report the same warnings, not render the pages it read last time as if they were fine
         shutil.rmtree(work, ignore_errors=True)
         raise SystemExit(f"the student edition's book did not build (exit {result.returncode})")
-    shutil.copytree(work / "_build" / "html", out / "book")
+    shutil.move(work / "_build" / "html", out / "book")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 # --- the notebooks, the library, the environment ----------------------------------------------
