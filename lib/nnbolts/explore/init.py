@@ -381,7 +381,7 @@ def init_chart(grid: InitGrid, replica: int = 0, *, scheme: str | None = None,
         options=list(grid.depths), name="Hidden layers: "))
     same_net = ((alt.datum.activation == p_act) & (alt.datum.depth == p_depth))
     chosen = same_net & (alt.datum.scheme == p_scheme)
-    size = {"width": 300, "height": 200}
+    size = {"width": 250, "height": 180}
     layer_colour = alt.Color("layer:O", title="hidden layer",
                              scale=alt.Scale(scheme="viridis"),
                              legend=alt.Legend(orient="right"))
@@ -404,9 +404,9 @@ def init_chart(grid: InitGrid, replica: int = 0, *, scheme: str | None = None,
             .properties(**size)
         )
 
-    h_act = histograms("activation", "hidden layer output a (end bins hold everything beyond)",
+    h_act = histograms("activation", "layer output a (the end bins hold all beyond)",
                        "Activations at initialization")
-    h_grad = histograms("gradient", "log10 |∂L/∂a| (first bin: 1e-14 or less, zeros too)",
+    h_grad = histograms("gradient", "log10 |∂L/∂a| (first bin: ≤ 1e-14, zeros too)",
                         "Back-propagated gradients at initialization")
 
     step_x = alt.X("step:Q", title="gradient-descent step")
@@ -473,15 +473,17 @@ def init_chart(grid: InitGrid, replica: int = 0, *, scheme: str | None = None,
     )
     boundary = alt.layer(shading, dots, note,
                          title="After training: P(class 1) and the training points"
-                         ).properties(width=240, height=200)
+                         ).properties(width=190, height=180)
 
     chart = (
         alt.vconcat(alt.hconcat(h_act, h_grad), alt.hconcat(loss_chart, boundary))
         .add_params(p_scheme, p_act, p_depth)
         .resolve_scale(color="independent", fill="independent", shape="independent")
-        .properties(title=f"Initialization explorer: a 2-{WIDTH}-...-{WIDTH}-1 network on "
-                    f"the two moons, {grid.steps} steps of gradient descent with momentum "
-                    f"(η = {LR}, μ = {MOMENTUM})")
+        .properties(title=alt.TitleParams(
+            text="Initialization explorer",
+            subtitle=f"2-{WIDTH}-...-{WIDTH}-1 networks on the two moons, {grid.steps} steps of "
+                     f"gradient descent with momentum (η = {LR}, μ = {MOMENTUM})",
+            anchor="start"))
     )
     chart["datasets"] = rows   # set after building: validating ~100k numbers takes a second
     return chart
