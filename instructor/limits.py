@@ -20,3 +20,4 @@ OUTPUT_CHARS_PER_CELL = 200_000  # outputs kept per cell
 OUTPUT_CHARS_PER_NOTEBOOK = 2_000_000  # outputs kept per notebook, all cells together
 JOBS = 2  # notebooks graded at once (the Makefile's JOBS)
 UNPRIVILEGED_USER = "nobody"  # kernels run as this user when the grader runs as root
+SIMILARITY_THRESHOLD = 0.8  # the similarity report lists pairs at or above this (never scored)

@@ -44,7 +44,9 @@ from urllib.parse import quote
 
 import nbformat
 
-THRESHOLD = 0.8  # report pairs at or above this (GradingPipeline.similarity_threshold)
+from instructor import limits
+
+THRESHOLD = limits.SIMILARITY_THRESHOLD  # GradingPipeline.similarity_threshold overrides it
 MIN_NODES = 3  # smallest subtree that counts (a lone name or constant says nothing)
 MIN_WEIGHT = 8  # fewer hashed subtrees than this (after the stub is removed): not compared
 TOP_CELLS = 3  # cells named per pair
