@@ -22,7 +22,8 @@ pytest: $(STAMP)
 	# one torch thread per worker: two xdist workers on two cores must not oversubscribe them
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2
 
-test: lint book book-check pytest
+# student-edition after book: it reuses the execution cache, and its test scans the HTML
+test: lint book book-check student-edition pytest
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_optim.py
