@@ -26,7 +26,6 @@ import asyncio
 import builtins
 import json
 import re
-import threading
 import time
 from dataclasses import dataclass
 from queue import Empty
@@ -36,7 +35,6 @@ HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[^\n]*\n(.*?)^[ \t]*### END H
 MAX_REPLY_CHARS = 64 * 2**20  # one observation's reply
 DEFAULT_TIMEOUT = 60.0  # a request the engine does not time itself (fetching a name)
 _INTERRUPT_GRACE = 5.0
-_LOCK = threading.Lock()  # one hidden test at a time: the references share torch's global state
 _OBSERVE_MODULE = "_grading_observe"
 
 
@@ -140,48 +138,48 @@ def judge(block: str | Prepared, channel, *, seed: int) -> Verdict:
         return prepared
     code, source, names, classes = (prepared.code, prepared.source, prepared.names,
                                     prepared.classes)
-    with _LOCK:
-        tokens = [(_remote.CHANNEL, _remote.CHANNEL.set(channel)),
-                  (_cases.RUN_SEED, _cases.RUN_SEED.set(seed)),
-                  (_remote.HARNESS_CLASSES, _remote.HARNESS_CLASSES.set(frozenset(classes)))]
-        try:
-            channel.install()
-            if names:
-                reply = channel.request({"protocol": _remote.wire.PROTOCOL, "op": "define",
-                                         "source": source, "names": names}, DEFAULT_TIMEOUT)
-                if "ok" not in reply:
-                    raise _remote.ObservationError(
-                        "the kernel could not define the grader's harness: "
-                        + str(reply.get("protocol_error", reply))[:300])
-            exec(code, StudentNamespace(_base_namespace()))
-            return Verdict(True)
-        except GradingSetupError as exc:
-            return Verdict(False, "GradingSetupError", f"the grader failed on this test: {exc}",
-                           event=f"grader fault: {exc}"[:300])
-        except GradingFailure as exc:
-            return Verdict(False, "GradingFailure", str(exc))
-        except _remote.ObservationError as exc:
-            return Verdict(False, "ObservationError",
-                           f"the grader got no valid answer from your notebook: {exc}",
-                           flag=f"no valid observation: {exc}"[:300])
-        except TimeoutError as exc:
-            return Verdict(False, "TimeoutError", f"the grader's request timed out: {exc}")
-        except NameError as exc:
-            return Verdict(False, "NameError", f"{exc} (define it and run the notebook from the "
-                           "top before submitting)")
-        except AssertionError as exc:
-            return Verdict(False, "AssertionError", str(exc) or "the check failed")
-        except _remote.StudentError as exc:
-            where = f" ({exc.where})" if exc.where else ""
-            return Verdict(False, type(exc).__name__, f"your code raised {type(exc).__name__}: "
-                           f"{exc}{where}")
-        except Exception as exc:  # anything else that the student's values made fail here
-            return Verdict(False, type(exc).__name__,
-                           f"the check could not use your answer: {type(exc).__name__}: {exc}"[
-                               :2000])
-        finally:
-            for var, token in reversed(tokens):
-                var.reset(token)
+    # no lock: a reference that touches torch's global state holds grading.exclusive()
+    tokens = [(_remote.CHANNEL, _remote.CHANNEL.set(channel)),
+              (_cases.RUN_SEED, _cases.RUN_SEED.set(seed)),
+              (_remote.HARNESS_CLASSES, _remote.HARNESS_CLASSES.set(frozenset(classes)))]
+    try:
+        channel.install()
+        if names:
+            reply = channel.request({"protocol": _remote.wire.PROTOCOL, "op": "define",
+                                     "source": source, "names": names}, DEFAULT_TIMEOUT)
+            if "ok" not in reply:
+                raise _remote.ObservationError(
+                    "the kernel could not define the grader's harness: "
+                    + str(reply.get("protocol_error", reply))[:300])
+        exec(code, StudentNamespace(_base_namespace()))
+        return Verdict(True)
+    except GradingSetupError as exc:
+        return Verdict(False, "GradingSetupError", f"the grader failed on this test: {exc}",
+                       event=f"grader fault: {exc}"[:300])
+    except GradingFailure as exc:
+        return Verdict(False, "GradingFailure", str(exc))
+    except _remote.ObservationError as exc:
+        return Verdict(False, "ObservationError",
+                       f"the grader got no valid answer from your notebook: {exc}",
+                       flag=f"no valid observation: {exc}"[:300])
+    except TimeoutError as exc:
+        return Verdict(False, "TimeoutError", f"the grader's request timed out: {exc}")
+    except NameError as exc:
+        return Verdict(False, "NameError", f"{exc} (define it and run the notebook from the "
+                       "top before submitting)")
+    except AssertionError as exc:
+        return Verdict(False, "AssertionError", str(exc) or "the check failed")
+    except _remote.StudentError as exc:
+        where = f" ({exc.where})" if exc.where else ""
+        return Verdict(False, type(exc).__name__, f"your code raised {type(exc).__name__}: "
+                       f"{exc}{where}")
+    except Exception as exc:  # anything else that the student's values made fail here
+        return Verdict(False, type(exc).__name__,
+                       f"the check could not use your answer: {type(exc).__name__}: {exc}"[
+                           :2000])
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
 
 
 class KernelChannel:

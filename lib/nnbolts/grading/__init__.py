@@ -94,7 +94,7 @@ from ._errors import GradingFailure, GradingSetupError
 from ._inits import check_initializer
 from ._minibatches import check_minibatches
 from ._mistakes import Mistake, add_known_mistake, known_mistakes
-from ._remote import harness, in_kernel
+from ._remote import exclusive, harness, in_kernel
 from ._rules import RULES, RuleSpec, check_rule
 from ._schedules import check_schedule
 
@@ -122,6 +122,7 @@ __all__ = [
     "check_rule",
     "check_schedule",
     "devices",
+    "exclusive",
     "harness",
     "in_kernel",
     "known_mistakes",

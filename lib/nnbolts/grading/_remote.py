@@ -16,7 +16,9 @@ the cell scores 0.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import threading
 
 import torch
 
@@ -282,6 +284,21 @@ def in_kernel(fn):
     if not active():
         return fn
     return RemoteCallable(None, "callable", fn.__name__)
+
+
+_GLOBAL_STATE = threading.RLock()
+
+
+@contextlib.contextmanager
+def exclusive():
+    """Hold torch's global random state for the block, and give it back as it was.
+
+    The trusted side judges several notebooks at once, in threads of one process: a reference
+    that draws from torch's global generator (``torch.manual_seed`` then dropout) must not
+    interleave with another notebook's. Hidden tests wrap such code in ``with
+    grading.exclusive():``; the checks themselves draw from their own generators."""
+    with _GLOBAL_STATE, torch.random.fork_rng(devices=[]):
+        yield
 
 
 def harness(obj):
