@@ -650,3 +650,71 @@ BAD_INPUT = [
 def test_bad_input(factory, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         factory(**kwargs)
+
+
+# --------------------------------------------------------------------------- range test
+
+
+def _regression_recipe(seed):
+    """A small MLP on a fixed regression problem, three minibatches, SGD with momentum."""
+    g = torch.Generator().manual_seed(1000 + seed)
+    X = torch.randn(24, 3, generator=g, dtype=torch.float64)
+    y = X @ torch.tensor([[1.0], [-2.0], [0.5]], dtype=torch.float64)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(0.5 * torch.randn(p.shape, generator=g))
+    net.double()
+    opt = torch.optim.SGD(net.parameters(), lr=0.123, momentum=0.9)
+    return net, opt, torch.nn.functional.mse_loss, [(X[i:i + 8], y[i:i + 8]) for i in (0, 8, 16)]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_range_test_matches_torch_exponential_lr(seed):
+    # The same run written with torch's own scheduler: ExponentialLR from lr_min by the factor
+    # (lr_max / lr_min) ** (1 / (N - 1)), and a bias-corrected moving average.
+    lr_min, lr_max, n, beta = 1e-3, 3.0, 40, 0.7
+    lrs, smooth = S.range_test(_regression_recipe, lr_min, lr_max, n, seed=seed, beta=beta)
+    net, opt, loss_fn, batches = _regression_recipe(seed)
+    for group in opt.param_groups:
+        group["lr"] = lr_min
+        group["initial_lr"] = lr_min
+    sched = tls.ExponentialLR(opt, gamma=(lr_max / lr_min) ** (1 / (n - 1)))
+    want_lrs, want, avg = [], [], 0.0
+    for t in range(n):
+        want_lrs.append(opt.param_groups[0]["lr"])
+        x, y = batches[t % 3]
+        loss = loss_fn(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        avg = beta * avg + (1 - beta) * loss.item()
+        want.append(avg / (1 - beta ** (t + 1)))
+    assert len(lrs) == len(smooth) == n
+    assert all(type(v) is float for v in lrs + smooth)
+    assert lrs[0] == lr_min and math.isclose(lrs[-1], lr_max, rel_tol=1e-12)
+    np.testing.assert_allclose(lrs, want_lrs, rtol=1e-12)
+    np.testing.assert_allclose(smooth, want, rtol=1e-9)
+    # the curve is what a range test should show: it falls, bottoms out and rises at the end
+    best = int(np.argmin(smooth))
+    assert 0 < best < n - 1 and smooth[-1] > 2 * smooth[best]
+
+
+def test_range_test_is_reproducible_and_depends_on_seed():
+    a = S.range_test(_regression_recipe, 1e-3, 1.0, 10, seed=3)
+    assert a == S.range_test(_regression_recipe, 1e-3, 1.0, 10, seed=3)
+    assert a[1] != S.range_test(_regression_recipe, 1e-3, 1.0, 10, seed=4)[1]
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(lr_min=0.0), ValueError, r"Invalid lr_min"),
+    (dict(lr_max=1e-4), ValueError, r"Invalid lr_max: 0.0001 \(must be > lr_min"),
+    (dict(steps=1), ValueError, r"Invalid steps"),
+    (dict(beta=1.0), ValueError, r"Invalid beta"),
+    (dict(recipe="mlp"), TypeError, r"expected recipe to be a callable"),
+])
+def test_range_test_bad_arguments(kwargs, exc, match):
+    args = dict(recipe=_regression_recipe, lr_min=1e-3, lr_max=1.0, steps=5) | kwargs
+    with pytest.raises(exc, match=match):
+        S.range_test(**args)

@@ -58,6 +58,7 @@ __all__ = [
     "warmup",
     "sequence",
     "per_epoch",
+    "range_test",
     "lr_at",
     "to_lambda_lr",
 ]
@@ -798,6 +799,73 @@ def per_epoch(schedule: Callable[[int], float], steps_per_epoch: int) -> Schedul
     """
     return _PerEpoch(_callable("schedule", schedule),
                      check_int("steps_per_epoch", steps_per_epoch, low=1))
+
+
+# --------------------------------------------------------------------------- range test
+
+
+def range_test(recipe: Callable, lr_min: float, lr_max: float, steps: int, *, seed: int = 0,
+               beta: float = 0.8) -> tuple[list[float], list[float]]:
+    r"""A learning-rate range test: one short run whose rate grows geometrically.
+
+    ``recipe(seed)`` builds the experiment and returns ``(model, optimizer, loss_fn, batches)``:
+    ``batches`` is a list of ``(inputs, targets)`` pairs, and update :math:`t` (from 0) uses
+    ``batches[t % len(batches)]``. Update :math:`t` sets every parameter group's rate to
+
+    .. math:: \eta_t = \eta_{min} \Big(\frac{\eta_{max}}{\eta_{min}}\Big)^{t / (N - 1)},
+
+    computes the loss of its batch, records it, and takes the optimizer's step, so the first
+    update uses :math:`\eta_{min}` and the last (:math:`t = N - 1`) :math:`\eta_{max}`. All
+    :math:`N` = ``steps`` updates are made, whatever the loss does. The recorded losses
+    :math:`\ell_t` are smoothed by a moving average with Adam's bias correction,
+
+    .. math:: a_t = \beta a_{t-1} + (1 - \beta)\, \ell_t,\quad a_{-1} = 0, \qquad
+              \bar\ell_t = \frac{a_t}{1 - \beta^{t+1}}.
+
+    Returns ``(lrs, smoothed)``, two lists of ``steps`` Python floats: the curve to plot,
+    smoothed loss against rate on a log axis. It is a sketch for choosing an order of
+    magnitude (Smith, 2017, "Cyclical learning rates for training neural networks"), not a
+    rate: the minimum of the curve moves with the data order, the smoothing and the batch size.
+
+    torch: no built-in (fastai's ``lr_find`` and ``torch-lr-finder`` stop early when the loss
+    explodes; this one does not).
+
+    Explained in: book/schedules.md
+
+    >>> def recipe(seed):  # one weight, loss w**2 / 2: each update multiplies w by 1 - lr
+    ...     w = torch.nn.Parameter(torch.ones((), dtype=torch.float64))
+    ...     return (lambda x: w * x), torch.optim.SGD([w], lr=0.0), \
+    ...         (lambda out, y: (out - y) ** 2 / 2), [(torch.tensor(1.0), torch.tensor(0.0))]
+    >>> lrs, smooth = range_test(recipe, 0.01, 1.0, steps=3, beta=0.5)
+    >>> [round(v, 4) for v in lrs], [round(v, 4) for v in smooth]
+    ([0.01, 0.1, 1.0], [0.5, 0.4934, 0.4383])
+    """
+    if not callable(recipe):
+        raise TypeError(f"expected recipe to be a callable seed -> (model, optimizer, loss_fn, "
+                        f"batches), got {type(recipe).__name__}")
+    lr_min, lr_max = _rate("lr_min", lr_min), _rate("lr_max", lr_max)
+    if lr_max <= lr_min:
+        raise ValueError(f"Invalid lr_max: {lr_max} (must be > lr_min={lr_min})")
+    steps = check_int("steps", steps, low=2)
+    beta = _real("beta", beta, low=0.0, high=1.0, high_open=True)
+    model, optimizer, loss_fn, batches = recipe(seed)
+    batches = list(batches)
+    if not batches:
+        raise ValueError("Invalid recipe: it returned no batches")
+    lrs, smoothed, average = [], [], 0.0
+    for t in range(steps):
+        lr = lr_min * (lr_max / lr_min) ** (t / (steps - 1))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        inputs, targets = batches[t % len(batches)]
+        loss = loss_fn(model(inputs), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        average = beta * average + (1 - beta) * loss.item()
+        lrs.append(lr)
+        smoothed.append(average / (1 - beta ** (t + 1)))
+    return lrs, smoothed
 
 
 # --------------------------------------------------------------------------- tables and torch
