@@ -114,7 +114,10 @@ def _partial_01(release, source, nb):
 
 def _partial_02(release, source, nb):
     _replace(nb, "fan_in_and_fan_out", "kernel = math.prod(tensor.shape[2:])", "kernel = 1")
-    _replace(nb, "q_zero_init", 'return "A"', 'return "B"')
+    _replace(nb, "q_zero_init", 'return "C"', 'return "A"')  # random outgoing weights
+    # the factor is not capped at 1: a gradient below max_norm is scaled up to it
+    _replace(nb, "clip_grad_norm_", "factor = torch.clamp(max_norm / (total + 1e-6), max=1.0)",
+             "factor = max_norm / (total + 1e-6)")
     return nb
 
 

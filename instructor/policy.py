@@ -32,12 +32,23 @@ _ACTIVATIONS = {
 
 RULES: dict[str, dict[str, tuple[str, ...]]] = {
     "01-activations": dict(_ACTIVATIONS),
-    "02-initializers": {"*": ("torch.nn.init",)},
+    "02-initializers": {"*": ("torch.nn.init",),
+                        "clip_grad_norm_": ("torch.nn.utils.clip_grad",
+                                            "torch.nn.utils.clip_grad_norm_",
+                                            "torch.nn.utils.clip_grad_norm",
+                                            "torch.nn.utils.get_total_norm",
+                                            "torch.nn.utils.clip_grads_with_norm_")},
     "03-gradient-descent": {"*": ("torch.optim",)},
     "04-adaptive-optimizers": {"*": ("torch.optim", "._fused_adam_", "._fused_adamw_",
                                      "._fused_adagrad_")},
     "05-schedules": {"*": ("torch.optim.lr_scheduler",)},
     "06-minibatch": {"minibatches": ("torch.utils.data",)},
+    "07-losses": {"mse": (".mse_loss",), "mse_grad": (".mse_loss", "torch.autograd", ".backward"),
+                  "log_softmax": (".log_softmax", "._log_softmax", ".logsumexp", ".softmax"),
+                  "cross_entropy": (".cross_entropy", ".nll_loss", ".log_softmax", ".logsumexp"),
+                  "cross_entropy_grad": (".cross_entropy", ".nll_loss", "torch.autograd",
+                                         ".backward"),
+                  "kl_div": (".kl_div", "torch.distributions")},
 }
 """Per assignment: ``{graded function or "*": (dotted prefix or ".attribute", ...)}``."""
 

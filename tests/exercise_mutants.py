@@ -213,6 +213,19 @@ ACTIVATIONS = _group(
      "answer with one letter"),
 )
 
+# clip_grad_norm_ with its scaling factor (an expression of total, norms, grads, g) as a slot
+_CLIP = """
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.tensor(0.0)
+    norms = torch.stack([torch.linalg.vector_norm(g, norm_type) for g in grads])
+    total = torch.linalg.vector_norm(norms, norm_type)
+    for g in grads:
+        g.mul_({factor})
+    return total
+"""
+
 INITIALIZERS = _group(
     "02-initializers",
     ("fan_in_and_fan_out", "swapped", """
@@ -380,12 +393,62 @@ INITIALIZERS = _group(
             with torch.no_grad():
                 return tensor.normal_(0, 1.0 / math.sqrt(fan_in), generator=generator)
         """, None),
+    ("clip_grad_norm_", "scales-up", _CLIP.format(factor="max_norm / (total + 1e-6)"),
+     "gradients scaled up when the norm is below max_norm"),
+    ("clip_grad_norm_", "each-tensor-alone", """
+        def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
+            grads = [p.grad for p in parameters if p.grad is not None]
+            if not grads:
+                return torch.tensor(0.0)
+            norms = torch.stack([torch.linalg.vector_norm(g, norm_type) for g in grads])
+            for g, norm in zip(grads, norms):
+                g.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
+            return torch.linalg.vector_norm(norms, norm_type)
+        """, "each tensor clipped on its own"),
+    ("clip_grad_norm_", "no-eps", _CLIP.format(factor="torch.clamp(max_norm / total, max=1.0)"),
+     "the 1e-6 is missing from the factor"),
+    ("clip_grad_norm_", "sum-of-norms", _CLIP.format(
+        factor="torch.clamp(max_norm / (norms.sum() + 1e-6), max=1.0)"), None),
+    ("clip_grad_norm_", "norm-type-ignored", """
+        def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
+            grads = [p.grad for p in parameters if p.grad is not None]
+            if not grads:
+                return torch.tensor(0.0)
+            total = torch.cat([g.flatten() for g in grads]).norm()
+            factor = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+            for g in grads:
+                g.mul_(factor)
+            return total
+        """, "norm_type ignored"),
+    ("clip_grad_norm_", "walks-parameters-twice", """
+        def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
+            norms = [torch.linalg.vector_norm(p.grad, norm_type) for p in parameters
+                     if p.grad is not None]
+            if not norms:
+                return torch.tensor(0.0)
+            total = torch.linalg.vector_norm(torch.stack(norms), norm_type)
+            factor = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+            for p in parameters:
+                if p.grad is not None:
+                    p.grad.mul_(factor)
+            return total
+        """, "can be walked only once"),
+    ("clip_grad_norm_", "returns-a-float", _CLIP.format(
+        factor="torch.clamp(max_norm / (total + 1e-6), max=1.0)").replace(
+        "return total", "return total.item()"), "0-d tensor"),
+    ("clip_grad_norm_", "torch-clip", """
+        def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
+            return torch.nn.utils.clip_grad_norm_(parameters, max_norm, norm_type)
+        """, "which this exercise asks you to implement yourself"),
     ("large_variance_outcome", "saturated-at-one", _answer("large_variance_outcome", '"A"'),
      "not the right choice"),
     ("large_variance_outcome", "not-saturated", _answer("large_variance_outcome", '"D"'),
      "not the right choice"),
-    ("zero_init_outcome", "slower", _answer("zero_init_outcome", '"B"'), "not the right choice"),
-    ("zero_init_outcome", "biases-break-tie", _answer("zero_init_outcome", '"D"'),
+    ("zero_init_outcome", "random-outgoing", _answer("zero_init_outcome", '"A"'),
+     "not the right choice"),
+    ("zero_init_outcome", "random-incoming", _answer("zero_init_outcome", '"B"'),
+     "not the right choice"),
+    ("zero_init_outcome", "random-biases", _answer("zero_init_outcome", '"D"'),
      "not the right choice"),
     ("sigmoid_layer_bound", "factor-four-missing",
      _answer("sigmoid_layer_bound", "math.sqrt(6 / (300 + 100))"), "not the right value"),
@@ -1092,6 +1155,173 @@ MINIBATCH = _group(
      _answer("checkpoint_contents", '{"A", "B", "C", "D", "F"}'), "not the right set"),
 )
 
+LOSSES = _group(
+    "07-losses",
+    ("mse", "sum-not-mean", """
+        def mse(pred, target):
+            return ((pred - target) ** 2).sum()
+        """, "the sum of the squared errors instead of their mean"),
+    ("mse", "absolute-error", """
+        def mse(pred, target):
+            return (pred - target).abs().mean()
+        """, "the mean absolute error instead of the squared one"),
+    ("mse", "mean-over-rows", """
+        def mse(pred, target):
+            return ((pred - target) ** 2).sum() / pred.shape[0]
+        """, "average over pred.numel(), not over the rows"),
+    ("mse", "torch-mse-loss", """
+        def mse(pred, target):
+            return F.mse_loss(pred, target)
+        """, "which this exercise asks you to implement yourself"),
+    ("mse_grad", "no-factor-2", """
+        def mse_grad(pred, target):
+            return (pred - target) / pred.numel()
+        """, "the factor 2 of the square is missing"),
+    ("mse_grad", "gradient-of-the-sum", """
+        def mse_grad(pred, target):
+            return 2 * (pred - target)
+        """, "without the 1/n of the mean"),
+    ("mse_grad", "sign-flipped", """
+        def mse_grad(pred, target):
+            return 2 * (target - pred) / pred.numel()
+        """, "the sign is flipped"),
+    ("mse_grad", "per-row", """
+        def mse_grad(pred, target):
+            return 2 * (pred - target) / pred.shape[0]
+        """, "divides by pred.numel() = 10"),
+    ("mse_grad", "autograd", """
+        def mse_grad(pred, target):
+            pred = pred.detach().clone().requires_grad_()
+            ((pred - target) ** 2).mean().backward()
+            return pred.grad
+        """, "which this exercise asks you to implement yourself"),
+    ("log_softmax", "no-max-shift", """
+        def log_softmax(z, dim=-1):
+            return z - torch.log(torch.exp(z).sum(dim=dim, keepdim=True))
+        """, "without the max shift"),
+    ("log_softmax", "log-of-softmax", """
+        def log_softmax(z, dim=-1):
+            e = torch.exp(z - z.amax(dim=dim, keepdim=True))
+            return torch.log(e / e.sum(dim=dim, keepdim=True))
+        """, "do not take the log of a softmax that underflowed"),
+    ("log_softmax", "whole-tensor-max-and-sum", """
+        def log_softmax(z, dim=-1):
+            shifted = z - z.max()
+            return shifted - torch.log(torch.exp(shifted).sum())
+        """, "the log-sum-exp is taken over the whole tensor"),
+    ("log_softmax", "last-dim-only", """
+        def log_softmax(z, dim=-1):
+            shifted = z - z.amax(dim=-1, keepdim=True)
+            return shifted - torch.log(torch.exp(shifted).sum(dim=-1, keepdim=True))
+        """, "each column is a distribution"),
+    ("log_softmax", "torch-logsumexp", """
+        def log_softmax(z, dim=-1):
+            return z - torch.logsumexp(z, dim=dim, keepdim=True)
+        """, "which this exercise asks you to implement yourself"),
+    ("cross_entropy", "no-max-shift", """
+        def cross_entropy(logits, targets):
+            log_p = logits - torch.log(torch.exp(logits).sum(dim=1, keepdim=True))
+            return -log_p[torch.arange(logits.shape[0]), targets].mean()
+        """, "use your stable log_softmax"),
+    ("cross_entropy", "mean-over-classes", """
+        def cross_entropy(logits, targets):
+            picked = log_softmax(logits, dim=1)[torch.arange(logits.shape[0]), targets]
+            return -picked.sum() / logits.numel()
+        """, "divided by N*K instead of N"),
+    ("cross_entropy", "sum-not-mean", """
+        def cross_entropy(logits, targets):
+            picked = log_softmax(logits, dim=1)[torch.arange(logits.shape[0]), targets]
+            return -picked.sum()
+        """, "the sum over the batch instead of the mean"),
+    ("cross_entropy", "sign-flipped", """
+        def cross_entropy(logits, targets):
+            picked = log_softmax(logits, dim=1)[torch.arange(logits.shape[0]), targets]
+            return picked.mean()
+        """, "the sign is flipped"),
+    ("cross_entropy", "normalised-over-the-batch", """
+        def cross_entropy(logits, targets):
+            picked = log_softmax(logits, dim=0)[torch.arange(logits.shape[0]), targets]
+            return -picked.mean()
+        """, "normalise along dim 1"),
+    ("cross_entropy", "torch-cross-entropy", """
+        def cross_entropy(logits, targets):
+            return F.cross_entropy(logits, targets)
+        """, "which this exercise asks you to implement yourself"),
+    ("cross_entropy_grad", "no-1-over-N", """
+        def cross_entropy_grad(logits, targets):
+            probs = torch.exp(log_softmax(logits, dim=1))
+            one_hot = torch.zeros_like(logits)
+            one_hot[torch.arange(logits.shape[0]), targets] = 1.0
+            return probs - one_hot
+        """, "(softmax - one-hot) / N with N = 2"),
+    ("cross_entropy_grad", "divided-by-NK", """
+        def cross_entropy_grad(logits, targets):
+            probs = torch.exp(log_softmax(logits, dim=1))
+            one_hot = torch.zeros_like(logits)
+            one_hot[torch.arange(logits.shape[0]), targets] = 1.0
+            return (probs - one_hot) / logits.numel()
+        """, "divided by N·K instead of N"),
+    ("cross_entropy_grad", "sign-flipped", """
+        def cross_entropy_grad(logits, targets):
+            probs = torch.exp(log_softmax(logits, dim=1))
+            one_hot = torch.zeros_like(logits)
+            one_hot[torch.arange(logits.shape[0]), targets] = 1.0
+            return (one_hot - probs) / logits.shape[0]
+        """, "one-hot minus softmax"),
+    ("cross_entropy_grad", "no-one-hot", """
+        def cross_entropy_grad(logits, targets):
+            return torch.exp(log_softmax(logits, dim=1)) / logits.shape[0]
+        """, "the one-hot target is missing"),
+    ("cross_entropy_grad", "naive-softmax", """
+        def cross_entropy_grad(logits, targets):
+            e = torch.exp(logits)
+            probs = e / e.sum(dim=1, keepdim=True)
+            one_hot = torch.zeros_like(logits)
+            one_hot[torch.arange(logits.shape[0]), targets] = 1.0
+            return (probs - one_hot) / logits.shape[0]
+        """, "returned a non-finite value"),
+    ("cross_entropy_grad", "autograd", """
+        def cross_entropy_grad(logits, targets):
+            logits = logits.detach().clone().requires_grad_()
+            return torch.autograd.grad(cross_entropy(logits, targets), logits)[0]
+        """, "which this exercise asks you to implement yourself"),
+    ("kl_div", "wrong-direction", """
+        def kl_div(log_p, log_q):
+            return (torch.exp(log_p) * (log_p - log_q)).sum() / log_p.shape[0]
+        """, "the other direction"),
+    ("kl_div", "mean-over-elements", """
+        def kl_div(log_p, log_q):
+            return (torch.exp(log_q) * (log_q - log_p)).mean()
+        """, "the mean over every element instead of the batch mean"),
+    ("kl_div", "sum-over-batch", """
+        def kl_div(log_p, log_q):
+            return (torch.exp(log_q) * (log_q - log_p)).sum()
+        """, "divide by the 5 rows"),
+    ("kl_div", "log-weights", """
+        def kl_div(log_p, log_q):
+            return (log_q * (log_q - log_p)).sum() / log_p.shape[0]
+        """, "the weights are log q instead of q"),
+    ("kl_div", "torch-kl-div", """
+        def kl_div(log_p, log_q):
+            return F.kl_div(log_p, log_q, reduction="batchmean", log_target=True)
+        """, "which this exercise asks you to implement yourself"),
+    ("initial_loss", "probability", _answer("initial_loss", "0.1"), "not the right value"),
+    ("initial_loss", "bits", _answer("initial_loss", "math.log2(10)"), "not the right value"),
+    ("initial_loss", "zero", _answer("initial_loss", "0.0"), "not the right value"),
+    ("logit_gradient", "no-1-over-N", _answer("logit_gradient", "(-0.3, 0.2, 0.1)"),
+     "not the right gradient"),
+    ("logit_gradient", "sign-flipped", _answer("logit_gradient", "(0.075, -0.05, -0.025)"),
+     "not the right gradient"),
+    ("logit_gradient", "probabilities-over-N", _answer("logit_gradient", "(0.175, 0.05, 0.025)"),
+     "not the right gradient"),
+    ("kl_both_ways", "swapped", _answer("kl_both_ways", "(0.3680642, 0.5108256)"),
+     "not the right pair"),
+    ("kl_both_ways", "bits", _answer("kl_both_ways", "(0.7369656, 0.5310044)"),
+     "not the right pair"),
+    ("kl_both_ways", "symmetric", _answer("kl_both_ways", "(0.5108256, 0.5108256)"),
+     "not the right pair"),
+)
+
 CONTROLS = [
     Mutant("04-adaptive-optimizers", "adagrad_step", "template", textwrap.dedent(_adagrad())),
     Mutant("04-adaptive-optimizers", "rmsprop_step", "template", textwrap.dedent(_rmsprop())),
@@ -1104,4 +1334,4 @@ CONTROLS = [
 marks, and a mutant made from a template fails because of its one wrong slot."""
 
 MUTANTS: list[Mutant] = [*ACTIVATIONS, *INITIALIZERS, *GRADIENT_DESCENT, *ADAPTIVE, *SCHEDULES,
-                         *MINIBATCH]
+                         *MINIBATCH, *LOSSES]

@@ -12,6 +12,7 @@ from .adagrad import Adagrad, adagrad_init, adagrad_step
 from .adam import Adam, AdamW, adam_init, adam_step, adamw_init, adamw_step
 from .adamax import Adamax, adamax_init, adamax_step
 from .asgd import ASGD, asgd_init, asgd_step
+from .clip import clip_grad_norm_, total_grad_norm
 from .lbfgs import LBFGS
 from .lion import Lion, lion_init, lion_step
 from .lookahead import Lookahead, lookahead_init, lookahead_step
@@ -49,6 +50,7 @@ __all__ = [
     "Muon", "muon_init", "muon_step", "newton_schulz",
     "SparseAdam", "sparse_adam_init", "sparse_adam_step",
     "LBFGS",
+    "clip_grad_norm_", "total_grad_norm",
     "Lion", "lion_init", "lion_step",
     "ScheduleFreeAdamW", "schedule_free_adamw_init", "schedule_free_adamw_step",
     "schedule_free_adamw_x",
