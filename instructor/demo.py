@@ -12,7 +12,8 @@ correct                 all    every answer right
 partial                 all    some answers right, some with a classic mistake: 03 adds the
                                weight decay after the momentum (only the hidden test sees
                                it, and names it), 04 Adam without bias correction, 05 a
-                               cosine that climbs back up, 06 drop_last ignored, ...
+                               cosine that climbs back up, 06 drop_last ignored, 07 the
+                               cross-entropy gradient without its 1/N, ...
 blank                   all    the release, untouched
 honest_adam             04     Adam written like torch's loop (lerp, addcdiv); adamw_init a
                                one-line call to its own adam_init: full marks, no flag
@@ -152,6 +153,16 @@ def _partial_05(release, source, nb):
 def _partial_06(release, source, nb):
     _replace(nb, "minibatches", "end = n - n % size if drop_last else n", "end = n")
     _replace(nb, "q_updates_per_epoch", "return (16, 15)", "return (15, 16)")
+    return nb
+
+
+def _partial_07(release, source, nb):
+    # the cross-entropy gradient without the 1/N of the mean (the visible check with N = 2 and
+    # autograd see it), the KL divergence the other way round, the probability for the loss
+    _replace(nb, "cross_entropy_grad", "return (probs - one_hot) / n", "return probs - one_hot")
+    _replace(nb, "kl_div", "(torch.exp(log_q) * (log_q - log_p))",
+             "(torch.exp(log_p) * (log_p - log_q))")
+    _replace(nb, "q_initial_loss", "return math.log(10)", "return 0.1")
     return nb
 
 
@@ -469,7 +480,7 @@ def _snoop(release, source, nb):
 NOTEBOOK = {"01-activations": "activations", "02-initializers": "initializers",
             "03-gradient-descent": "gradient_descent",
             "04-adaptive-optimizers": "adaptive_optimizers", "05-schedules": "schedules",
-            "06-minibatch": "minibatch"}
+            "06-minibatch": "minibatch", "07-losses": "losses"}
 
 
 def _unchanged(release, source, nb):
@@ -484,7 +495,8 @@ STUDENTS: dict[str, dict[str, Callable]] = {
     "correct": dict.fromkeys(NOTEBOOK, _unchanged),
     "partial": {"01-activations": _partial_01, "02-initializers": _partial_02,
                 "03-gradient-descent": _partial_03, "04-adaptive-optimizers": _partial_04,
-                "05-schedules": _partial_05, "06-minibatch": _partial_06},
+                "05-schedules": _partial_05, "06-minibatch": _partial_06,
+                "07-losses": _partial_07},
     "blank": dict.fromkeys(NOTEBOOK, _release),
     "honest_adam": {"04-adaptive-optimizers": _honest_04},
     "honest_schedules": {"05-schedules": _honest_05},

@@ -1227,7 +1227,7 @@ LOSSES = _group(
         def cross_entropy(logits, targets):
             picked = log_softmax(logits, dim=1)[torch.arange(logits.shape[0]), targets]
             return -picked.sum() / logits.numel()
-        """, "divided by N*K instead of N"),
+        """, "the mean is over the N·K entries"),
     ("cross_entropy", "sum-not-mean", """
         def cross_entropy(logits, targets):
             picked = log_softmax(logits, dim=1)[torch.arange(logits.shape[0]), targets]

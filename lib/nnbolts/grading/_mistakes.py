@@ -859,8 +859,18 @@ def _schedules() -> None:
         _add(getattr(S, name), *mistakes)
 
 
+def _losses() -> None:
+    import nnbolts.losses as L
+
+    from ._loss_mistakes import loss_mistakes
+
+    for name, mistakes in loss_mistakes():
+        _add(getattr(L, name), *mistakes)
+
+
 def _build() -> None:
     _activations()
     _initializers()
     _rules()
     _schedules()
+    _losses()
