@@ -153,3 +153,49 @@ def test_inputs_are_not_modified_and_errors():
         losses.mse(z, z[:2])
     with pytest.raises(TypeError):
         losses.kl_div(z, z.double())
+
+
+# --------------------------------------------------------------------------------------------
+# the grader's known mistakes of the losses (nnbolts.grading._loss_mistakes)
+# --------------------------------------------------------------------------------------------
+
+def _inputs(name):
+    from nnbolts import grading
+
+    def regression(case):
+        shape = case.shape(min_dims=2, max_dims=3, min_size=2, max_size=5)
+        return grading.Call(case.randn(*shape), case.randn(*shape))
+
+    def classification(case):
+        n, k = case.randint(2, 7), case.randint(2, 6)
+        scale = (0.5, 3.0, 1e3)[case.index % 3]
+        labels = [case.randint(0, k) for _ in range(n)]
+        return grading.Call(case.randn(n, k, scale=scale), torch.tensor(labels))
+
+    def distributions(case):
+        n, k = case.randint(2, 7), case.randint(2, 6)
+        return grading.Call(torch.log_softmax(case.randn(n, k), 1),
+                            torch.log_softmax(case.randn(n, k, scale=2.0), 1))
+
+    def scores(case):
+        return grading.Call(case.logits(), dim=(-1, 0, 1)[case.index % 3])
+
+    return {"mse": regression, "mse_grad": regression, "cross_entropy": classification,
+            "cross_entropy_grad": classification, "kl_div": distributions,
+            "log_softmax": scores}[name]
+
+
+@pytest.mark.parametrize("name", ["mse", "mse_grad", "log_softmax", "cross_entropy",
+                                  "cross_entropy_grad", "kl_div"])
+def test_the_grader_names_every_known_mistake(name):
+    from nnbolts import grading
+
+    reference = getattr(losses, name)
+    grading.check_function(reference, reference, _inputs(name), n_cases=6, devices=["cpu"])
+    mistakes = grading.known_mistakes(reference)
+    assert len(mistakes) >= 3
+    for mistake in mistakes:
+        with pytest.raises(grading.GradingFailure) as failure:
+            grading.check_function(mistake.fn, reference, _inputs(name), n_cases=6,
+                                   devices=["cpu"])
+        assert f"This looks like: {mistake.name}" in str(failure.value), str(failure.value)
