@@ -147,6 +147,10 @@ def _partial_05(release, source, nb):
     _replace(nb, "cosine", "t = min(step, total_steps)", "t = step")  # climbs back up
     _replace(nb, "warmup", "return schedule(step - warmup_steps)", "return schedule(step)")
     _replace(nb, "q_too_large", 'return "B"', 'return "A"')
+    _replace(nb, "one_cycle", "peak = pct_start * total_steps - 1",
+             "peak = pct_start * total_steps")  # the climb ends one step late
+    _replace(nb, "range_test", "smoothed.append(average / (1 - beta ** (t + 1)))",
+             "smoothed.append(average)")  # no bias correction
     return nb
 
 

@@ -861,6 +861,33 @@ def _schedule(factory: str, rate: str) -> str:
             "    return schedule\n")
 
 
+def _range_test(rate="lr_min * (lr_max / lr_min) ** (t / (steps - 1))",
+                smoothed="average / (1 - beta ** (t + 1))",
+                set_rate='for group in optimizer.param_groups:\n            group["lr"] = lr',
+                order="before") -> str:
+    """The solution's range test with one slot filled wrongly; ``order="after"`` records the
+    loss of the batch after the optimizer's step."""
+    after = ("\n        with torch.no_grad():\n            loss = loss_fn(model(inputs), targets)"
+             if order == "after" else "")
+    return f"""def range_test(recipe, lr_min, lr_max, steps, *, seed=0, beta=0.8):
+    import torch
+    model, optimizer, loss_fn, batches = recipe(seed)
+    lrs, smoothed, average = [], [], 0.0
+    for t in range(steps):
+        lr = {rate}
+        {set_rate}
+        inputs, targets = batches[t % len(batches)]
+        loss = loss_fn(model(inputs), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step(){after}
+        average = beta * average + (1 - beta) * loss.item()
+        lrs.append(lr)
+        smoothed.append({smoothed})
+    return lrs, smoothed
+"""
+
+
 SCHEDULES = _group(
     "05-schedules",
     ("step_decay", "continuous", _schedule(
@@ -973,6 +1000,141 @@ SCHEDULES = _group(
 
             return warmed_up
         """, "start_factor=0.2"),
+    ("polynomial", "power-on-elapsed", _schedule(
+        "polynomial(lr, total_steps, final_lr=0.0, power=1.0)",
+        "(lr - final_lr) * (1 - (min(step, total_steps) / total_steps) ** power) + final_lr"),
+     "the remaining fraction of the run"),
+    ("polynomial", "floor-ignored", _schedule(
+        "polynomial(lr, total_steps, final_lr=0.0, power=1.0)",
+        "lr * (1 - min(step, total_steps) / total_steps) ** power"), "with final_lr=0.01"),
+    ("polynomial", "scaled-by-lr", _schedule(
+        "polynomial(lr, total_steps, final_lr=0.0, power=1.0)",
+        "lr * (1 - min(step, total_steps) / total_steps) ** power + final_lr"),
+     "scaled by lr instead of lr − final_lr"),
+    ("polynomial", "no-clamp", _schedule(
+        "polynomial(lr, total_steps, final_lr=0.0, power=1.0)",
+        "(lr - final_lr) * abs(1 - step / total_steps) ** power + final_lr"),
+     "the rate stays at final_lr after total_steps"),
+    ("inverse_sqrt", "warmup-ignored", _schedule(
+        "inverse_sqrt(lr, warmup_steps=0)", "lr / math.sqrt(step + 1)"),
+     "warmup_steps is ignored"),
+    ("inverse_sqrt", "no-root", _schedule(
+        "inverse_sqrt(lr, warmup_steps=0)",
+        "lr * max(warmup_steps, 1) / (step + max(warmup_steps, 1))"),
+     "the square root is missing"),
+    ("inverse_sqrt", "plus-one", _schedule(
+        "inverse_sqrt(lr, warmup_steps=0)",
+        "lr * math.sqrt(max(warmup_steps, 1) / (step + 1))"),
+     "√(w / (t + 1)) instead of √(w / (t + w))"),
+    ("inverse_sqrt", "sqrt-of-t", _schedule(
+        "inverse_sqrt(lr, warmup_steps=0)", "lr / math.sqrt(max(step, 1))"), None),
+    ("cosine_restarts", "mult-ignored", _schedule(
+        "cosine_restarts(lr, first_period, period_mult=1, final_lr=0.0)",
+        "final_lr + (lr - final_lr) * (1 + math.cos(math.pi * (step % first_period) "
+        "/ first_period)) / 2"),
+     "period_mult is ignored"),
+    ("cosine_restarts", "linear-periods", """
+        def cosine_restarts(lr, first_period, period_mult=1, final_lr=0.0):
+            def schedule(step):
+                i, t = 0, step
+                while t >= first_period * (1 + i * (period_mult - 1)):
+                    t -= first_period * (1 + i * (period_mult - 1))
+                    i += 1
+                period = first_period * (1 + i * (period_mult - 1))
+                return final_lr + (lr - final_lr) * (1 + math.cos(math.pi * t / period)) / 2
+
+            return schedule
+        """, "the periods last 2, 4, 8, 16 steps"),
+    ("cosine_restarts", "reaches-floor", """
+        def cosine_restarts(lr, first_period, period_mult=1, final_lr=0.0):
+            def schedule(step):
+                period, t = first_period, step
+                while t >= period:
+                    t -= period
+                    period *= period_mult
+                span = max(period - 1, 1)
+                return final_lr + (lr - final_lr) * (1 + math.cos(math.pi * t / span)) / 2
+
+            return schedule
+        """, "one step before its restart"),
+    ("cosine_restarts", "floor-ignored", """
+        def cosine_restarts(lr, first_period, period_mult=1, final_lr=0.0):
+            def schedule(step):
+                period, t = first_period, step
+                while t >= period:
+                    t -= period
+                    period *= period_mult
+                return lr * (1 + math.cos(math.pi * t / period)) / 2
+
+            return schedule
+        """, "final_lr is ignored"),
+    ("one_cycle", "peak-one-late", """
+        def one_cycle(max_lr, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
+            start_lr, peak, last = max_lr / div_factor, pct_start * total_steps, total_steps - 1
+            min_lr = start_lr / final_div_factor
+
+            def schedule(step):
+                if step >= last:
+                    return min_lr
+                lr_from, lr_to, f = ((start_lr, max_lr, step / peak) if step <= peak
+                                     else (max_lr, min_lr, (step - peak) / (last - peak)))
+                return lr_to + (lr_from - lr_to) / 2 * (1 + math.cos(math.pi * f))
+
+            return schedule
+        """, "the peak is at step u = 0.5 * 10 - 1 = 4"),
+    ("one_cycle", "final-from-max", """
+        def one_cycle(max_lr, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
+            start_lr, peak, last = max_lr / div_factor, pct_start * total_steps - 1, total_steps - 1
+            min_lr = max_lr / final_div_factor
+
+            def schedule(step):
+                if step >= last:
+                    return min_lr
+                lr_from, lr_to, f = ((start_lr, max_lr, step / peak) if step <= peak
+                                     else (max_lr, min_lr, (step - peak) / (last - peak)))
+                return lr_to + (lr_from - lr_to) / 2 * (1 + math.cos(math.pi * f))
+
+            return schedule
+        """, "max_lr / final_div_factor instead of max_lr / div_factor / final_div_factor"),
+    ("one_cycle", "linear-phases", """
+        def one_cycle(max_lr, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
+            start_lr, peak, last = max_lr / div_factor, pct_start * total_steps - 1, total_steps - 1
+            min_lr = start_lr / final_div_factor
+
+            def schedule(step):
+                if step >= last:
+                    return min_lr
+                lr_from, lr_to, f = ((start_lr, max_lr, step / peak) if step <= peak
+                                     else (max_lr, min_lr, (step - peak) / (last - peak)))
+                return lr_from + (lr_to - lr_from) * f
+
+            return schedule
+        """, "straight lines instead of half cosines"),
+    ("one_cycle", "ends-at-total-steps", """
+        def one_cycle(max_lr, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
+            start_lr, peak, last = max_lr / div_factor, pct_start * total_steps - 1, total_steps
+            min_lr = start_lr / final_div_factor
+
+            def schedule(step):
+                if step >= last:
+                    return min_lr
+                lr_from, lr_to, f = ((start_lr, max_lr, step / peak) if step <= peak
+                                     else (max_lr, min_lr, (step - peak) / (last - peak)))
+                return lr_to + (lr_from - lr_to) / 2 * (1 + math.cos(math.pi * f))
+
+            return schedule
+        """, "the descent ends at step total_steps instead of total_steps − 1"),
+    ("range_test", "linear-rates", _range_test(
+        rate="lr_min + (lr_max - lr_min) * t / (steps - 1)"),
+     "the rates are spaced linearly instead of geometrically"),
+    ("range_test", "never-reaches-max", _range_test(
+        rate="lr_min * (lr_max / lr_min) ** (t / steps)"), "never reaches lr_max"),
+    ("range_test", "no-bias-correction", _range_test(smoothed="average"),
+     "not bias-corrected"),
+    ("range_test", "raw-losses", _range_test(smoothed="loss.item()"),
+     "the losses are not smoothed"),
+    ("range_test", "rate-not-set", _range_test(set_rate="pass"), None),
+    ("range_test", "loss-after-step", _range_test(order="after"), None),
     ("robbins_monro_schedules", "with-inverse-sqrt",
      _answer("robbins_monro_schedules", '{"C", "D"}'), "not the right set"),
     ("robbins_monro_schedules", "with-cosine-to-zero",
