@@ -718,3 +718,123 @@ def test_range_test_bad_arguments(kwargs, exc, match):
     args = dict(recipe=_regression_recipe, lr_min=1e-3, lr_max=1.0, steps=5) | kwargs
     with pytest.raises(exc, match=match):
         S.range_test(**args)
+
+
+# --------------------------------------------------------------------------- grading (05)
+
+# The configurations of the hidden tests of solutions/05-schedules for the schedules that
+# assignment added with issue 13.
+_GRADED_CONFIGS = {
+    "polynomial": [dict(lr=0.1, total_steps=800, power=2.0),
+                   dict(lr=0.5, total_steps=300, final_lr=0.05, power=0.5),
+                   dict(lr=1.0, total_steps=999, final_lr=0.001),
+                   dict(lr=0.2, total_steps=37, final_lr=0.02, power=3.0)],
+    "inverse_sqrt": [dict(lr=0.1), dict(lr=0.5, warmup_steps=100), dict(lr=1.0, warmup_steps=1),
+                     dict(lr=0.01, warmup_steps=4000)],
+    "cosine_restarts": [dict(lr=0.1, first_period=100, period_mult=2),
+                        dict(lr=0.5, first_period=37, final_lr=0.05),
+                        dict(lr=1.0, first_period=5, period_mult=3, final_lr=0.001),
+                        dict(lr=0.2, first_period=1, period_mult=2)],
+    "one_cycle": [dict(max_lr=0.1, total_steps=1000),
+                  dict(max_lr=1.0, total_steps=333, pct_start=0.25, div_factor=10.0,
+                       final_div_factor=100.0),
+                  dict(max_lr=0.5, total_steps=997, pct_start=0.45),
+                  dict(max_lr=2.0, total_steps=50, pct_start=0.1, final_div_factor=1e3)],
+}
+
+
+def _graded_mistakes():
+    from nnbolts import grading
+    return [pytest.param(name, mistake, id=f"{name}: {mistake.name}")
+            for name in _GRADED_CONFIGS for mistake in grading.known_mistakes(getattr(S, name))]
+
+
+@pytest.mark.parametrize("name, mistake", _graded_mistakes())
+def test_graded_schedule_mistakes_are_named(name, mistake):
+    """Every catalogued mistake of the new 05 schedules fails the hidden test's check and is
+    named in its message, and the catalogue holds at least three per schedule."""
+    from nnbolts import grading
+    factory = getattr(S, name)
+    assert len(grading.known_mistakes(factory)) >= 3
+
+    def student(**config):
+        return mistake.fn(**dict(factory(**config)._items()))
+
+    grading.check_schedule(factory, factory, steps=1000, configs=_GRADED_CONFIGS[name])
+    with pytest.raises(AssertionError) as failure:
+        grading.check_schedule(student, factory, steps=1000, configs=_GRADED_CONFIGS[name],
+                               name=name)
+    assert f"This looks like: {mistake.name}" in str(failure.value), str(failure.value)
+
+
+def _blobs(seed):
+    """The hidden test's recipe (solutions/05-schedules, test_range_test)."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.tensor([[2.0, 0.0], [-1.0, 1.7], [-1.0, -1.7]], dtype=torch.float64)
+    y = torch.arange(64) % 3
+    X = centres[y] + torch.randn(64, 2, generator=g, dtype=torch.float64)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(),
+                              torch.nn.Linear(16, 3)).double()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(0.5 * torch.randn(p.shape, generator=g, dtype=torch.float64))
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.0, momentum=0.9)
+    return (net, optimizer, torch.nn.functional.cross_entropy,
+            [(X[i:i + 16], y[i:i + 16]) for i in range(0, 64, 16)])
+
+
+_RANGE_SETTINGS = [(1e-3, 100.0, 60, 0.8), (1e-2, 30.0, 40, 0.9), (1e-4, 10.0, 25, 0.5)]
+
+
+def _check_range_test(student):
+    from functools import partial
+
+    from nnbolts import grading
+
+    def problem(case):
+        lr_min, lr_max, steps, beta = _RANGE_SETTINGS[case.index % len(_RANGE_SETTINGS)]
+        return grading.Call(lr_min, lr_max, steps, seed=case.randint(0, 2**31), beta=beta)
+
+    grading.check_function(
+        lambda *a, **k: student(_blobs, *a, **k), partial(S.range_test, _blobs), problem,
+        name="range_test", n_cases=len(_RANGE_SETTINGS), rtol=1e-5, atol=1e-8,
+        mistakes=[grading.Mistake(m.name, m.hint, partial(m.fn, _blobs))
+                  for m in grading.known_mistakes(S.range_test)])
+
+
+def _incremental_range_test(recipe, lr_min, lr_max, steps, *, seed=0, beta=0.8):
+    """An honest variant: the rate multiplied by a constant factor at every step (a last rate
+    off lr_max by rounding), numpy for the smoothing."""
+    model, optimizer, loss_fn, batches = recipe(seed)
+    factor, lr, losses, lrs = (lr_max / lr_min) ** (1 / (steps - 1)), lr_min, [], []
+    for t in range(steps):
+        optimizer.param_groups[0]["lr"] = lr
+        inputs, targets = batches[t % len(batches)]
+        optimizer.zero_grad()
+        loss = loss_fn(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        lrs.append(lr)
+        lr *= factor
+    weights = beta ** np.arange(steps)[::-1]
+    smoothed = [float((1 - beta) * np.dot(weights[steps - t - 1:], losses[:t + 1])
+                      / (1 - beta ** (t + 1))) for t in range(steps)]
+    return lrs, smoothed
+
+
+def test_range_test_grading_accepts_the_reference_and_an_honest_variant():
+    _check_range_test(S.range_test)
+    _check_range_test(_incremental_range_test)
+
+
+def _range_mistakes():
+    from nnbolts import grading
+    return [pytest.param(m, id=m.name) for m in grading.known_mistakes(S.range_test)]
+
+
+@pytest.mark.parametrize("mistake", _range_mistakes())
+def test_range_test_mistakes_are_named(mistake):
+    with pytest.raises(AssertionError) as failure:
+        _check_range_test(mistake.fn)
+    assert f"This looks like: {mistake.name}" in str(failure.value), str(failure.value)
