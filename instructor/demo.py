@@ -140,6 +140,9 @@ def _partial_04(release, source, nb):
     _replace(nb, "adam", "m_hat = m / (1 - beta1 ** t)\n    v_hat = v / (1 - beta2 ** t)",
              "m_hat, v_hat = m, v")
     _replace(nb, "q_eps", 'return "B"', 'return "C"')
+    # NAdam's look-ahead with this step's momentum coefficient instead of the next one's
+    _replace(nb, "nadam", "mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))",
+             "mu_next = mu")
     return nb
 
 

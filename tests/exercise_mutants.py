@@ -692,6 +692,66 @@ _ADAM_UPDATE = """m_hat = m / (1 - beta1 ** t)
 _AMSGRAD = 'v = new["max_exp_avg_sq"] = torch.maximum(state["max_exp_avg_sq"], v)'
 
 
+_ADADELTA = """
+def adadelta_step(param, grad, state, *, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0,
+                  maximize=False):
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        g = g + weight_decay * param
+    r = rho * state["square_avg"] + (1 - rho) * g * g
+    d = {d}
+    u = rho * state["acc_delta"] + (1 - rho) * d * d
+    return {update}, {{**state, "step": state["step"] + 1, "square_avg": r, "acc_delta": u}}
+"""
+
+_NADAM = """
+def nadam_step(param, grad, state, *, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+               momentum_decay=4e-3, maximize=False):
+    beta1, beta2 = betas
+    t = state["step"] + 1
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        g = g + weight_decay * param
+    mu = {mu}
+    mu_next = {mu_next}
+    product = {product}
+    m = beta1 * state["exp_avg"] + (1 - beta1) * g
+    v = beta2 * state["exp_avg_sq"] + (1 - beta2) * g * g
+    d = {d}
+    new_param = (param - lr * (1 - mu) / (1 - product) * g / d
+                 - lr * mu_next / (1 - product * mu_next) * m / d)
+    return new_param, {{**state, "step": t, "mu_product": product, "exp_avg": m, "exp_avg_sq": v}}
+"""
+
+_RMSPROP_NESTEROV = """
+def rmsprop_nesterov_step(param, grad, state, *, lr=1e-3, rho=0.9, momentum=0.9, eps=1e-6):
+    r = {r}
+    b = {b}
+    return {new_param}, {{**state, "step": state["step"] + 1, "square_avg": r, "velocity": b}}
+"""
+
+
+def _adadelta(**parts: str) -> str:
+    right = dict(d='torch.sqrt(state["acc_delta"] + eps) / torch.sqrt(r + eps) * g',
+                 update="param - lr * d")
+    return _ADADELTA.format(**{**right, **parts})
+
+
+def _nadam(**parts: str) -> str:
+    right = dict(mu="beta1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))",
+                 mu_next="beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))",
+                 product='state["mu_product"] * mu', d="torch.sqrt(v / (1 - beta2 ** t)) + eps")
+    return _NADAM.format(**{**right, **parts})
+
+
+def _rmsprop_nesterov(**parts: str) -> str:
+    right = dict(r='rho * state["square_avg"] + (1 - rho) * grad * grad',
+                 root="torch.sqrt(eps + r)", new_param="param + b")
+    merged = {**right, **parts}
+    merged.setdefault("b", 'momentum * state["velocity"] - lr * grad / ({root})'.format(**merged))
+    return _RMSPROP_NESTEROV.format(**merged)
+
+
 def _adagrad(**parts: str) -> str:
     right = dict(sum='state["sum"] + g * g', lr_t="lr / (1 + (t - 1) * lr_decay)",
                  denom="torch.sqrt(s) + eps")
@@ -841,6 +901,112 @@ ADAPTIVE = _group(
             return adam_step(param * (1 - lr * weight_decay), grad, state, lr=lr, betas=betas,
                              eps=eps, amsgrad=amsgrad, maximize=maximize)
         """, "the default weight_decay is 1e-2"),
+    ("adadelta_init", "step-as-tensor", """
+        def adadelta_init(param):
+            return {"step": torch.tensor(0.0), "square_avg": torch.zeros_like(param),
+                    "acc_delta": torch.zeros_like(param)}
+        """, "the Python int 1"),
+    ("adadelta_init", "float32-cpu-zeros", """
+        def adadelta_init(param):
+            return {"step": 0, "square_avg": torch.zeros(param.shape),
+                    "acc_delta": torch.zeros(param.shape)}
+        """, "returned a float32 tensor for float64 input"),
+    ("adadelta_init", "rmsprop-keys", """
+        def adadelta_init(param):
+            return {"step": 0, "square_avg": torch.zeros_like(param),
+                    "momentum_buffer": torch.zeros_like(param)}
+        """, "AdaDelta's state is step, square_avg and acc_delta"),
+    ("adadelta_step", "no-eps-in-numerator", _adadelta(
+        d='torch.sqrt(state["acc_delta"]) / torch.sqrt(r + eps) * g'),
+     "ε missing from the numerator's root"),
+    ("adadelta_step", "eps-outside-roots", _adadelta(
+        d='(torch.sqrt(state["acc_delta"]) + eps) / (torch.sqrt(r) + eps) * g'),
+     "ε outside the roots"),
+    ("adadelta_step", "new-u-in-numerator", """
+        def adadelta_step(param, grad, state, *, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0,
+                          maximize=False):
+            g = -grad if maximize else grad
+            if weight_decay != 0:
+                g = g + weight_decay * param
+            r = rho * state["square_avg"] + (1 - rho) * g * g
+            u = rho * state["acc_delta"] + (1 - rho) * g * g
+            d = torch.sqrt(u + eps) / torch.sqrt(r + eps) * g
+            return param - lr * d, {**state, "step": state["step"] + 1, "square_avg": r,
+                                    "acc_delta": u}
+        """, None),
+    ("adadelta_step", "lr-ignored", _adadelta(update="param - d"),
+     "the learning rate is ignored"),
+    ("adadelta_step", "maximize-after-weight-decay", _adadelta().replace(
+        "g = -grad if maximize else grad\n    if weight_decay != 0:\n"
+        "        g = g + weight_decay * param",
+        "g = grad + weight_decay * param\n    if maximize:\n        g = -g"),
+     "negate the gradient first, then add λθ"),
+    ("nadam_init", "step-as-tensor", """
+        def nadam_init(param):
+            return {"step": torch.tensor(0.0), "mu_product": 1.0,
+                    "exp_avg": torch.zeros_like(param), "exp_avg_sq": torch.zeros_like(param)}
+        """, "the Python int 1"),
+    ("nadam_init", "product-starts-at-zero", """
+        def nadam_init(param):
+            return {"step": 0, "mu_product": 0.0, "exp_avg": torch.zeros_like(param),
+                    "exp_avg_sq": torch.zeros_like(param)}
+        """, "mu_product starts as the Python float 1.0"),
+    ("nadam_init", "product-as-tensor", """
+        def nadam_init(param):
+            return {"step": 0, "mu_product": torch.ones_like(param),
+                    "exp_avg": torch.zeros_like(param), "exp_avg_sq": torch.zeros_like(param)}
+        """, "mu_product starts as the Python float 1.0"),
+    ("nadam_step", "mu-now-in-look-ahead", _nadam(mu_next="mu"),
+     "the look-ahead uses μ_t instead of μ_{t+1}"),
+    ("nadam_step", "no-v-bias-correction", _nadam(d="torch.sqrt(v) + eps"),
+     "no bias correction of v"),
+    ("nadam_step", "no-warm-up", _nadam(mu="beta1", mu_next="beta1"), None),
+    ("nadam_step", "product-not-updated", _nadam(product='state["mu_product"]'), None),
+    ("nadam_step", "maximize-after-weight-decay", _nadam().replace(
+        "g = -grad if maximize else grad\n    if weight_decay != 0:\n"
+        "        g = g + weight_decay * param",
+        "g = grad + weight_decay * param\n    if maximize:\n        g = -g"),
+     "negate the gradient first, then add λθ"),
+    ("rmsprop_nesterov_init", "step-as-tensor", """
+        def rmsprop_nesterov_init(param):
+            return {"step": torch.tensor(0.0), "square_avg": torch.zeros_like(param),
+                    "velocity": torch.zeros_like(param)}
+        """, "the Python int 1"),
+    ("rmsprop_nesterov_init", "float32-cpu-zeros", """
+        def rmsprop_nesterov_init(param):
+            return {"step": 0, "square_avg": torch.zeros(param.shape),
+                    "velocity": torch.zeros(param.shape)}
+        """, "returned a float32 tensor for float64 input"),
+    ("rmsprop_nesterov_init", "torch-keys", """
+        def rmsprop_nesterov_init(param):
+            return {"step": 0, "square_avg": torch.zeros_like(param),
+                    "momentum_buffer": torch.zeros_like(param)}
+        """, "the state is step, square_avg and velocity"),
+    ("rmsprop_nesterov_lookahead", "minus", """
+        def rmsprop_nesterov_lookahead(param, state, *, momentum=0.9):
+            return param - momentum * state["velocity"]
+        """, "the interim point θ + μb"),
+    ("rmsprop_nesterov_lookahead", "momentum-forgotten", """
+        def rmsprop_nesterov_lookahead(param, state, *, momentum=0.9):
+            return param + state["velocity"]
+        """, "the interim point θ + μb"),
+    ("rmsprop_nesterov_lookahead", "in-place", """
+        def rmsprop_nesterov_lookahead(param, state, *, momentum=0.9):
+            return param.add_(momentum * state["velocity"])
+        """, "modified its argument"),
+    ("rmsprop_nesterov_step", "eps-outside-root", _rmsprop_nesterov(
+        root="torch.sqrt(r) + eps"), "ε outside the root"),
+    ("rmsprop_nesterov_step", "previous-r", _rmsprop_nesterov(
+        root='torch.sqrt(eps + state["square_avg"])'),
+     "the velocity divides by the root of the previous r"),
+    ("rmsprop_nesterov_step", "from-interim-point", _rmsprop_nesterov(
+        new_param='param + momentum * state["velocity"] + b'),
+     "the step starts from θ, not from the interim point"),
+    ("rmsprop_nesterov_step", "one-minus-rho-missing", _rmsprop_nesterov(
+        r='rho * state["square_avg"] + grad * grad'), "(1 − ρ) missing from the accumulation"),
+    ("rmsprop_nesterov_step", "plain-momentum", _rmsprop_nesterov(
+        b='momentum * state["velocity"] + grad / torch.sqrt(eps + r)',
+        new_param="param - lr * b"), None),
     ("why_bias_correction", "shrinking-step", _answer("why_bias_correction", '"A"'),
      "not the right choice"),
     ("why_bias_correction", "denominator", _answer("why_bias_correction", '"C"'),
@@ -1488,6 +1654,11 @@ CONTROLS = [
     Mutant("04-adaptive-optimizers", "adagrad_step", "template", textwrap.dedent(_adagrad())),
     Mutant("04-adaptive-optimizers", "rmsprop_step", "template", textwrap.dedent(_rmsprop())),
     Mutant("04-adaptive-optimizers", "adam_step", "template", textwrap.dedent(_adam())),
+    Mutant("04-adaptive-optimizers", "adadelta_step", "template", _adadelta()),
+    Mutant("04-adaptive-optimizers", "nadam_step", "template", _nadam()),
+    Mutant("04-adaptive-optimizers", "rmsprop_nesterov_step", "template", _rmsprop_nesterov()),
+    Mutant("02-initializers", "clip_grad_norm_", "template",
+           _CLIP.format(factor="torch.clamp(max_norm / (total + 1e-6), max=1.0)")),
     Mutant("06-minibatch", "train_with_early_stopping", "template", textwrap.dedent(_train())),
     Mutant("06-minibatch", "save_checkpoint", "template", textwrap.dedent(_save())),
     Mutant("06-minibatch", "load_checkpoint", "template", textwrap.dedent(_load())),

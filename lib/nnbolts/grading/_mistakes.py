@@ -834,6 +834,35 @@ def _nadam() -> list[Mistake]:
     ]
 
 
+def _rmsprop_nesterov() -> list[Mistake]:
+    def variant(eps_outside=False, old_r=False, ascent=False, no_one_minus=False,
+                from_lookahead=False):
+        def step(param, grad, state, *, lr=1e-3, rho=0.9, momentum=0.9, eps=1e-6, **_):
+            r = rho * state["square_avg"] + (1 if no_one_minus else 1 - rho) * grad * grad
+            root = torch.sqrt(state["square_avg"] + eps) if old_r else (
+                torch.sqrt(r) + eps if eps_outside else torch.sqrt(r + eps))
+            v = momentum * state["velocity"] + (1 if ascent else -1) * lr * grad / root
+            base = param + momentum * state["velocity"] if from_lookahead else param
+            return base + v, {"step": state["step"] + 1, "square_avg": r, "velocity": v}
+        return _zeros_state("square_avg", "velocity"), step
+
+    return [
+        Mistake("ε outside the root", "this rule divides by √(ε + r), with ε inside the root "
+                "as in the book's RMSProp", variant(eps_outside=True),
+                applies=lambda *a, **kw: kw.get("eps", 1e-6) > 0),
+        Mistake("the velocity divides by the root of the previous r", "accumulate g ⊙ g into "
+                "r first, then use the new r in the velocity", variant(old_r=True)),
+        Mistake("wrong sign (gradient ascent)", "the velocity accumulates −η g / √(ε + r)",
+                variant(ascent=True)),
+        Mistake("(1 − ρ) missing from the accumulation", "r ← ρr + (1 − ρ) g ⊙ g",
+                variant(no_one_minus=True)),
+        Mistake("the new velocity added to the look-ahead point θ + μb",
+                "the look-ahead is only where the gradient is taken: the step is θ ← θ + b",
+                variant(from_lookahead=True), applies=lambda *a, **kw: kw.get(
+                    "momentum", 0.9) != 0),
+    ]
+
+
 def _rules() -> None:
     _add("adam", *_adam_family("adam"))
     _add("adamw", *_adam_family("adamw"))
@@ -843,10 +872,12 @@ def _rules() -> None:
     _add("rmsprop", *_rmsprop())
     _add("adadelta", *_adadelta())
     _add("nadam", *_nadam())
+    _add("rmsprop_nesterov", *_rmsprop_nesterov())
     for rule, step in (("adam", O.adam_step), ("adamw", O.adamw_step), ("sgd", O.sgd_step),
                        ("sgd_velocity", O.sgd_velocity_step), ("adagrad", O.adagrad_step),
                        ("rmsprop", O.rmsprop_step), ("adadelta", O.adadelta_step),
-                       ("nadam", O.nadam_step)):
+                       ("nadam", O.nadam_step),
+                       ("rmsprop_nesterov", O.rmsprop_nesterov_step)):
         _CATALOGUE[id(step)] = (step, _CATALOGUE[rule][1])
 
 

@@ -86,6 +86,12 @@ RULES: dict[str, RuleSpec] = {
         {"lr": 0.01},
         {"lr": 0.01, "betas": (0.8, 0.99), "momentum_decay": 0.01, "weight_decay": 0.1},
     ]),
+    # Algorithm 8.6 of the Deep Learning book (grad: the gradient at the look-ahead point)
+    "rmsprop_nesterov": RuleSpec(O.rmsprop_nesterov_init, O.rmsprop_nesterov_step, (), [
+        {"lr": 0.01},
+        {"lr": 0.01, "rho": 0.8, "momentum": 0.5, "eps": 0.1, "grad_scale": 0.3},
+        {"lr": 0.05, "rho": 0.5, "momentum": 0.0},
+    ]),
 }
 
 _RESERVED = ("init", "grad_scale", "grad_decay")
@@ -124,7 +130,8 @@ def check_rule(student_init, student_step, rule: str = "adam", hyperparams=None,
     count as absent.
 
     ``rule`` names the reference (``"sgd"``, ``"sgd_velocity"``, ``"adagrad"``, ``"rmsprop"``,
-    ``"adadelta"``, ``"adam"``, ``"adamw"``, ``"nadam"``), or pass ``reference=(init, step)``.
+    ``"adadelta"``, ``"adam"``, ``"adamw"``, ``"nadam"``, ``"rmsprop_nesterov"``), or pass
+    ``reference=(init, step)``.
     A hyperparameter dict holds step keywords plus, optionally, ``"init"`` (extra keywords
     for init only), ``"grad_scale"`` (gradient size, default 1) and ``"grad_decay"``
     (gradients shrink by this factor per step). Step keywords the rule's init also takes

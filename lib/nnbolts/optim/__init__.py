@@ -20,6 +20,11 @@ from .muon import Muon, muon_init, muon_step, newton_schulz
 from .nadam import NAdam, nadam_init, nadam_step
 from .radam import RAdam, radam_init, radam_rectification, radam_step
 from .rmsprop import RMSprop, rmsprop_init, rmsprop_step
+from .rmsprop_nesterov import (
+    rmsprop_nesterov_init,
+    rmsprop_nesterov_lookahead,
+    rmsprop_nesterov_step,
+)
 from .rprop import Rprop, rprop_init, rprop_step
 from .schedule_free import (
     ScheduleFreeAdamW,
@@ -36,6 +41,7 @@ __all__ = [
     "SGDVelocity", "sgd_velocity_init", "sgd_velocity_step",
     "Adagrad", "adagrad_init", "adagrad_step",
     "RMSprop", "rmsprop_init", "rmsprop_step",
+    "rmsprop_nesterov_init", "rmsprop_nesterov_step", "rmsprop_nesterov_lookahead",
     "Adadelta", "adadelta_init", "adadelta_step",
     "Adam", "adam_init", "adam_step",
     "AdamW", "adamw_init", "adamw_step",
