@@ -1,6 +1,7 @@
 """nnbolts — the reference library of the course *Training Neural Networks*.
 
-Submodules: ``activations``, ``init``, ``optim``, ``schedules`` (the library core) and ``data``,
+Submodules: ``activations``, ``init``, ``losses``, ``optim``, ``schedules`` (the library core) and
+``data``,
 ``models``, ``train``, ``diagnostics``, ``landscapes``, ``plot`` (the training layer).
 """
 
