@@ -131,14 +131,21 @@ def prepare(block: str) -> Prepared | Verdict:
 def judge(block: str | Prepared, channel, *, seed: int) -> Verdict:
     """Run one hidden-test block against the kernel behind ``channel`` (synchronous; the
     grader calls it from a worker thread, with the block :func:`prepare`-d beforehand)."""
-    from nnbolts.grading import GradingFailure, GradingSetupError, _cases, _remote
+    from nnbolts.grading import _remote
 
     prepared = prepare(block) if isinstance(block, str) else block
     if isinstance(prepared, Verdict):
         return prepared
     code, source, names, classes = (prepared.code, prepared.source, prepared.names,
                                     prepared.classes)
-    # no lock: a reference that touches torch's global state holds grading.exclusive()
+    # one judge computes at a time; it lets the others compute while it waits for its kernel
+    with _remote.judging():
+        return _judge(code, source, names, classes, channel, seed)
+
+
+def _judge(code, source, names, classes, channel, seed) -> Verdict:
+    from nnbolts.grading import GradingFailure, GradingSetupError, _cases, _remote
+
     tokens = [(_remote.CHANNEL, _remote.CHANNEL.set(channel)),
               (_cases.RUN_SEED, _cases.RUN_SEED.set(seed)),
               (_remote.HARNESS_CLASSES, _remote.HARNESS_CLASSES.set(frozenset(classes)))]

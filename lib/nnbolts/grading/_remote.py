@@ -97,7 +97,8 @@ def _ask(message: dict, timeout: float | None = None) -> dict:
         timeout = DEADLINE.get()
     message = {"protocol": wire.PROTOCOL, **message}
     try:
-        reply = _channel().request(message, timeout)
+        with _waiting():
+            reply = _channel().request(message, timeout)
     except TimeoutError:
         raise StudentTimeout() from None
     if not isinstance(reply, dict):
@@ -286,18 +287,48 @@ def in_kernel(fn):
     return RemoteCallable(None, "callable", fn.__name__)
 
 
-_GLOBAL_STATE = threading.RLock()
+# The trusted side judges several notebooks at once, in threads of one process, and its
+# references share torch's global state (the global generator: a module's initial weights,
+# dropout's masks; the default dtype). One judge computes at a time; a judge that waits for its
+# kernel's answer lets the others compute meanwhile, so the kernels still work in parallel.
+_TRUSTED = threading.Lock()
+_holder = threading.local()
+
+
+@contextlib.contextmanager
+def judging():
+    """Hold the trusted side's compute for a hidden test (``instructor/trusted.py``)."""
+    with _TRUSTED:
+        _holder.on = True
+        try:
+            yield
+        finally:
+            _holder.on = False
+
+
+@contextlib.contextmanager
+def _waiting():
+    """Let other judges compute while this one waits for its kernel."""
+    if not getattr(_holder, "on", False):
+        yield
+        return
+    _holder.on = False
+    _TRUSTED.release()
+    try:
+        yield
+    finally:
+        _TRUSTED.acquire()
+        _holder.on = True
 
 
 @contextlib.contextmanager
 def exclusive():
-    """Hold torch's global random state for the block, and give it back as it was.
+    """Give torch's global random state back as it was after the block.
 
-    The trusted side judges several notebooks at once, in threads of one process: a reference
-    that draws from torch's global generator (``torch.manual_seed`` then dropout) must not
-    interleave with another notebook's. Hidden tests wrap such code in ``with
-    grading.exclusive():``; the checks themselves draw from their own generators."""
-    with _GLOBAL_STATE, torch.random.fork_rng(devices=[]):
+    For a reference that seeds and draws from torch's global generator (``torch.manual_seed``
+    then dropout): the block runs while its judge holds the trusted side (it makes no call into
+    the kernel), and the next check finds the generator as it left it."""
+    with torch.random.fork_rng(devices=[]):
         yield
 
 
