@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
+import typing
 
 import torch
 
@@ -70,15 +71,16 @@ HARNESS_CLASSES: contextvars.ContextVar[frozenset] = contextvars.ContextVar(
     "harness_classes", default=frozenset())
 
 
-class Channel:
-    """What the trusted side needs of a kernel: ``request(message, timeout) -> reply``.
+class Channel(typing.Protocol):
+    """What the trusted side needs of a kernel (``instructor.trusted.KernelChannel``, and
+    ``LocalChannel`` for tests): ``request(message, timeout) -> reply``, which raises
+    :class:`TimeoutError` when no reply came within ``timeout`` seconds (the implementation has
+    interrupted the kernel by then) and :class:`ObservationError` when the kernel is gone or its
+    reply is not a JSON object; and ``install()``, which loads the harness into the kernel."""
 
-    ``request`` raises :class:`TimeoutError` when no reply came within ``timeout`` seconds (the
-    implementation has interrupted the kernel by then) and :class:`ObservationError` when the
-    kernel is gone or its reply is not a JSON object."""
+    def request(self, message: dict, timeout: float | None) -> dict: ...
 
-    def request(self, message: dict, timeout: float | None) -> dict:
-        raise NotImplementedError
+    def install(self) -> None: ...
 
 
 def active() -> bool:
