@@ -338,6 +338,18 @@ def _kind(obj) -> str:
     return type(obj).__name__[:60]
 
 
+def _clone(x):
+    """A copy of tensors (detached), dicts, lists and tuples, as the grader makes of a call's
+    arguments; anything else is shared."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().clone()
+    if isinstance(x, dict):
+        return {k: _clone(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_clone(v) for v in x) if type(x) in (list, tuple) else x
+    return x
+
+
 def _rebuild(cls: str, attributes: dict):
     klass = _harness.get(cls)
     if not isinstance(klass, type):
@@ -467,6 +479,27 @@ def dispatch(text: str) -> str:
             except BaseException as exc:
                 return json.dumps({"raised": _error(exc)})
             return json.dumps({"ok": encode(item, handles=_keep)})
+        if op == "chain":  # an optimizer rule's steps, each fed the previous step's result
+            param = decode(request["param"], **decode_args)
+            state = decode(request["state"], **decode_args)
+            kwargs = decode(request["kwargs"], **decode_args)
+            results = []
+            for grad in decode(request["grads"], **decode_args):
+                args = [_clone(param), _clone(grad), _clone(state)]
+                try:
+                    out = target(*args, **kwargs)
+                except BaseException as exc:
+                    results.append({"raised": _error(exc), "after": encode(
+                        [args, kwargs], handles=_keep, harness_classes=_harness)})
+                    break
+                results.append({"ok": encode(out, handles=_keep, refs=_paths([args, kwargs]),
+                                             harness_classes=_harness),
+                                "after": encode([args, kwargs], handles=_keep,
+                                                harness_classes=_harness)})
+                if not (isinstance(out, (tuple, list)) and len(out) == 2):
+                    break
+                param, state = out
+            return json.dumps({"ok": None, "results": results})
         if op == "map":
             results = []
             for args in decode(request["args"], **decode_args):

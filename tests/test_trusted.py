@@ -251,3 +251,32 @@ def test_the_policy_names_the_activation_and_flags_computed_names():
                          ["import importlib\n_o = importlib.import_module('nnb' + 'olts.optim')\n"],
                          {})
     assert any("run time" in f for f in found.flags)
+
+
+def test_an_optimizer_rule_is_observed_in_one_exchange_and_a_bad_chain_is_refused():
+    """check_rule asks for all the steps of a trajectory at once (a round trip per step made
+    assignment 04 cost 739 requests a notebook), with the same verdicts; a malformed chain
+    scores 0 and is flagged like any malformed reply."""
+    import nnbolts.optim as O
+
+    block = _blocks("04-adaptive-optimizers")["test_adam"]
+    namespace = {"adam_init": O.adam_init, "adam_step": O.adam_step}
+    verdict, channel = _judge(block, namespace)
+    assert verdict.passed, verdict.message
+    assert channel.requests < 60, channel.requests
+
+    def off_by_one(param, grad, state, **kw):
+        new_param, new_state = O.adam_step(param, grad, state, **kw)
+        return new_param, {**new_state, "step": new_state["step"] + 1}
+
+    verdict, _ = _judge(block, {"adam_init": O.adam_init, "adam_step": off_by_one})
+    assert not verdict.passed and "step" in verdict.message
+
+    class BadChain(trusted.LocalChannel):
+        def request(self, message, timeout):
+            if message.get("op") == "chain":
+                return {"ok": None, "results": ["not a step"]}
+            return super().request(message, timeout)
+
+    verdict, _ = _judge(block, None, channel=BadChain(namespace))
+    assert not verdict.passed and verdict.flag and "observation" in verdict.flag

@@ -233,6 +233,37 @@ class RemoteCallable(RemoteObject):
             _write_back(kwargs, after[1])
         return _outcome(reply, refs=[list(args), kwargs])
 
+    def chain(self, param, state, grads: list, kwargs: dict) -> list:
+        """An optimizer rule's steps in one exchange: the kernel calls this step function on
+        ``(param, grad, state)`` for each grad in turn, each time with the previous call's
+        ``(new_param, new_state)``, and stops at the first exception or malformed result.
+        Returns one function per step that takes the grader's own copy of that step's
+        arguments, writes back what the call did to them, and returns the result or raises
+        what the student's code raised (one round trip instead of one per step)."""
+        reply = _ask({"op": "chain", **self._address(), "param": _encode(_handles(param)),
+                      "state": _encode(_handles(state)), "grads": _encode(list(grads)),
+                      "kwargs": _encode(_handles(kwargs))})
+        results = reply.get("results")
+        if not isinstance(results, list) or not results or len(results) > len(grads) or not all(
+                isinstance(item, dict) for item in results):
+            raise ObservationError("malformed reply from the kernel: the steps of a chain")
+
+        def step(item):
+            def run(args):
+                if "after" in item:
+                    after = _decode(item["after"])
+                    if not isinstance(after, list) or len(after) != 2:
+                        raise ObservationError("malformed reply from the kernel: the arguments "
+                                               "after a step")
+                    _write_back(list(args), after[0])
+                return _outcome(item, refs=[list(args), kwargs])
+            return run
+
+        steps = [step(item) for item in results]
+        while len(steps) < len(grads):  # the chain stopped: the engine fails at its last step
+            steps.append(steps[-1])
+        return steps
+
     def many(self, arglists: list[tuple]) -> list:
         """Thunks, one per argument list, that return the value or raise what the student's
         code raised: all calls in one exchange (a schedule's thousand steps). After the first

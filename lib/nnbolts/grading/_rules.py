@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import nnbolts.optim as O
 
+from . import _remote
 from ._cases import Case, _devices_or_default
 from ._compare import compare, first_change, tolerance
 from ._engine import (
@@ -200,6 +201,12 @@ def _trajectory(session, spec, student_init, student_step, init_name, step_name,
     # -- steps ---------------------------------------------------------------------------
     ref_param, history = clone_value(param0), []
     stu_current = clone_value(param0)
+    chained = None
+    if isinstance(student_step, _remote.RemoteCallable):  # every step in one exchange
+        chained = session.student(
+            lambda: student_step.chain(stu_current, stu_state, grads, step_kw), where,
+            f"{steps} steps of {step_name} from the state your {init_name} returned",
+            role=step_name)
     for t in range(steps):
         where = Where(case.device, case.dtype, extra=f"step {t + 1} of {steps}, "
                       f"hyperparameter set {i + 1} of {n_hp}: {hp_text}")
@@ -215,7 +222,8 @@ def _trajectory(session, spec, student_init, student_step, init_name, step_name,
                           else "")
         call_text = describe_call(step_name, ["param", "grad", "state"], args, step_kw,
                                   notes={"state": state_note})
-        out = session.student(lambda a=args: student_step(*a, **step_kw), where, call_text)
+        out = session.student((lambda a=args, t=t: chained[t](a)) if chained else (
+            lambda a=args: student_step(*a, **step_kw)), where, call_text)
         if not isinstance(out, (tuple, list)) or len(out) != 2:
             fail(step_name, f"returned {describe_value(out)}; expected a pair "
                  "(new_param, new_state)", where, [f"call: {call_text}"])
