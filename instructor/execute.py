@@ -466,6 +466,7 @@ async def execute(nb: NotebookNode, limits: Limits, *, log_path: Path | None = N
     kc = None
     stop_reason = None
     budget = _Budget(limits.output_chars_per_cell, limits.output_chars_per_notebook)
+    channel = None  # the trusted side's line to the kernel, made at the first test cell
     try:
         try:
             # exec_lines run before the first cell, so these modules see torch and the
@@ -497,7 +498,9 @@ async def execute(nb: NotebookNode, limits: Limits, *, log_path: Path | None = N
             label = f"cell {gid}" if gid else f"added cell {index}"
             md = cell.metadata.get("nbgrader", {})
             if seed is not None and md.get("grade") and not md.get("solution"):
-                why = await _judge_cell(km, kc, cell, deadline, seed, outcome, label)
+                if channel is None:  # one per notebook: the harness is loaded once
+                    channel = trusted.KernelChannel(asyncio.get_running_loop(), km, kc, deadline)
+                why = await _judge_cell(channel, cell, seed, outcome, label)
                 if why is not None:
                     stop_reason = why
                     outcome.events.append(f"{why} (in {label})")
@@ -563,7 +566,7 @@ async def execute(nb: NotebookNode, limits: Limits, *, log_path: Path | None = N
 PASSED = "All of the grader's checks of this cell passed.\n"
 
 
-async def _judge_cell(km, kc, cell: NotebookNode, deadline: float, seed: int,
+async def _judge_cell(channel: trusted.KernelChannel, cell: NotebookNode, seed: int,
                       outcome: Outcome, label: str) -> str | None:
     """Decide one test cell on the trusted side and write its outputs; return why the
     kernel cannot be used any more, or ``None``."""
@@ -572,10 +575,8 @@ async def _judge_cell(km, kc, cell: NotebookNode, deadline: float, seed: int,
         verdict = trusted.Verdict(False, "GradingSetupError", "this test cell has no hidden "
                                   "tests, so the grader cannot decide it", event=f"{label} has "
                                   "no hidden tests: scored 0")
-        channel = None
     else:
         loop = asyncio.get_running_loop()
-        channel = trusted.KernelChannel(loop, km, kc, deadline)
         prepared = trusted.prepare(block)
         verdict = prepared if isinstance(prepared, trusted.Verdict) else (
             await loop.run_in_executor(None, functools.partial(trusted.judge, prepared, channel,
@@ -591,7 +592,7 @@ async def _judge_cell(km, kc, cell: NotebookNode, deadline: float, seed: int,
         outcome.flags.append(f"{label}: {verdict.flag}")
     if verdict.event:
         outcome.events.append(f"{label}: {verdict.event}")
-    return channel.dead if channel is not None else None
+    return channel.dead
 
 
 async def _wait_ready(km, kc, timeout: float) -> None:

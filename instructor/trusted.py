@@ -196,13 +196,18 @@ class KernelChannel:
     def __init__(self, loop: asyncio.AbstractEventLoop, km, kc, deadline: float):
         self.loop, self.km, self.kc, self.deadline = loop, km, kc, deadline
         self.dead: str | None = None  # why the kernel cannot answer any more
+        self.installed = False
         self.requests = 0
 
     # -- called from the judging thread ----------------------------------------------------
     def install(self) -> None:
-        """(Re)load the observation harness into the kernel, before each judged cell: what
-        the student's code did to an earlier copy does not matter."""
+        """Load the observation harness into the kernel, once per notebook (reloading it before
+        every cell would protect nothing: the student's functions run inside it anyway, and a
+        harness the student's code broke fails that student's own cells)."""
         from nnbolts.grading import _remote
+
+        if self.installed:
+            return
 
         source = _remote.harness_source()
         # one expression, so that the student's namespace gains no name
@@ -213,6 +218,7 @@ class KernelChannel:
         reply = self._run(self._exchange("", install, DEFAULT_TIMEOUT, raw=True))
         if reply != "installed":
             raise _remote.ObservationError("the kernel did not load the grader's harness")
+        self.installed = True
 
     def request(self, message: dict, timeout: float | None) -> dict:
         text = json.dumps(message)
