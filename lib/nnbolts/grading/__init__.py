@@ -11,6 +11,7 @@ A hidden test is one call; it returns ``None`` when the student's code is right 
     check_rule(adam_init, adam_step, rule="adam")
     check_schedule(cosine, nnbolts.schedules.cosine, configs=[dict(lr=0.1, total_steps=50)])
     check_minibatches(minibatches)
+    check_ring_all_reduce(in_kernel(your_ring_all_reduce))
     check_function(fan_in_and_fan_out, nnbolts.init.fan_in_and_fan_out,
                    lambda case: case.randn(*case.shape(min_dims=2)))
 
@@ -94,6 +95,7 @@ from ._errors import GradingFailure, GradingSetupError
 from ._inits import check_initializer
 from ._minibatches import check_minibatches
 from ._mistakes import Mistake, add_known_mistake, known_mistakes
+from ._parallel_mistakes import check_ring_all_reduce
 from ._remote import exclusive, harness, in_kernel
 from ._rules import RULES, RuleSpec, check_rule
 from ._schedules import check_schedule
@@ -119,6 +121,7 @@ __all__ = [
     "check_function",
     "check_initializer",
     "check_minibatches",
+    "check_ring_all_reduce",
     "check_rule",
     "check_schedule",
     "devices",

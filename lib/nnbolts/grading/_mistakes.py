@@ -899,9 +899,19 @@ def _losses() -> None:
         _add(getattr(L, name), *mistakes)
 
 
+def _parallel() -> None:
+    import nnbolts.parallel as P
+
+    from ._parallel_mistakes import parallel_mistakes
+
+    for name, mistakes in parallel_mistakes():
+        _add(getattr(P, name), *mistakes)
+
+
 def _build() -> None:
     _activations()
     _initializers()
     _rules()
     _schedules()
     _losses()
+    _parallel()
