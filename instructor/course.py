@@ -140,11 +140,71 @@ def generate(config: Config, assignment_ids: list[str]) -> None:
     root.mkdir(parents=True, exist_ok=True)
     release = root / config.CourseDirectory.get("release_directory", "release")
     for assignment in assignment_ids:
+        clear_changed(config, assignment)
         shutil.rmtree(release / assignment, ignore_errors=True)  # (--force would warn about it)
         converter = GenerateAssignment(coursedir=course_directory(config, assignment),
                                        config=config, log=log)
         converter.force = True
         converter.start()
+
+
+def _cell_sets(nb) -> tuple[set, set, set, set]:
+    """The grade, solution, task and source cells nbgrader's ``SaveCells`` would record."""
+    from nbgrader import utils
+
+    grade, solution, task, source = set(), set(), set(), set()
+    for cell in nb.cells:
+        if "nbgrader" not in cell.metadata:
+            continue
+        gid = cell.metadata.nbgrader.get("grade_id")
+        for wanted, into in ((utils.is_grade, grade), (utils.is_solution, solution),
+                             (utils.is_task, task)):
+            if wanted(cell):
+                into.add(gid)
+        if utils.is_grade(cell) or utils.is_solution(cell) or utils.is_locked(cell) \
+                or utils.is_task(cell):
+            source.add(gid)
+    return grade, solution, task, source
+
+
+def clear_changed(config: Config, assignment: str) -> list[str]:
+    """Let ``generate_assignment`` record an assignment whose cells were added or removed.
+
+    nbgrader refuses ("Cannot add or remove cells ... because there are submissions associated
+    with it") once the gradebook holds a submission of the notebook. The grades are derived from
+    the submissions, which stay in ``<course>/submitted/``, and release records
+    (``instructor/releases.py``) let a submission of an earlier release be graded without
+    accusation, so the gradebook's submissions of that assignment are removed, the students are
+    named in a warning (grade them again: ``make grade`` with all of them), and their ids are
+    returned. Manual grades of those submissions go with them."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    source = course_root(config) / config.CourseDirectory.get("source_directory", "source")
+    if not (course_root(config) / "gradebook.db").exists():
+        return []
+    changed = []
+    with Gradebook(config.CourseDirectory.db_url, config.CourseDirectory.course_id) as gb:
+        for path in sorted((source / assignment).glob("*.ipynb")):
+            try:
+                old = gb.find_notebook(path.stem, assignment)
+            except MissingEntry:
+                continue
+            if not old.submissions:
+                continue
+            known = ({c.name for c in old.grade_cells}, {c.name for c in old.solution_cells},
+                     {c.name for c in old.task_cells}, {c.name for c in old.source_cells})
+            if _cell_sets(nbformat.read(str(path), as_version=4)) != known:
+                changed.append(path.stem)
+        if not changed:
+            return []
+        students = sorted(s.student.id for s in gb.find_assignment(assignment).submissions)
+        for student in students:
+            gb.remove_submission(assignment, student)
+    log.warning("%s: cells of %s were added or removed since it was graded; the gradebook's "
+                "submissions of %d student(s) were removed so that nbgrader records the new "
+                "release: grade them again (%s)", assignment, ", ".join(changed), len(students),
+                ", ".join(students))
+    return students
 
 
 def release_notebooks(config: Config, assignment: str) -> dict[str, Path]:
@@ -159,14 +219,25 @@ def source_notebooks(config: Config, assignment: str) -> dict[str, Path]:
 
 
 def build_exercises(course_dir: Path | str | None = None, dest: Path = EXERCISES,
-                    solutions: Path = SOLUTIONS) -> list[Path]:
-    """Regenerate the student notebooks: solutions/*.md -> staging course -> ``dest``."""
+                    solutions: Path = SOLUTIONS, releases_dir: Path | None = None) -> list[Path]:
+    """Regenerate the student notebooks: solutions/*.md -> staging course -> ``dest``.
+
+    Each assignment's release is recorded in ``releases_dir`` (by default ``releases/`` beside
+    ``solutions``; a new record only when what students receive changed,
+    ``instructor/releases.py``) and its id written into every released notebook's metadata."""
+    from instructor import releases
+
     config = load_config(course_dir)
     ids = assignments(solutions)
     stage_sources(config, ids, solutions)
     generate(config, ids)
     written = []
     for assignment in ids:
+        notebooks = release_notebooks(config, assignment)
+        releases.stamp_files(notebooks, releases.record(
+            assignment, notebooks,
+            Path(solutions).resolve().parent / "releases" if releases_dir is None
+            else releases_dir))
         out = dest / assignment
         if out.exists():
             shutil.rmtree(out)

@@ -20,6 +20,14 @@ changed points, type, lock, ids        metadata reset from the gradebook
 duplicated a cell id, or invented one  the copy / the invented cell loses its nbgrader metadata
 =====================================  ======================================================
 
+A submission made from an earlier release (its ``course_release`` id checked against that
+release's own checksums by ``instructor/releases.py``) is graded on the cells it has: its
+read-only and test cells are those of its release, so none is "edited"; a cell added in a later
+release is put in and, if it is a test cell, scores 0 with "made from release N" (not flagged);
+a cell a later release removed loses its nbgrader metadata, silently. A claim that does not
+match its release, or an unknown id, is flagged and the submission is checked against the
+current release, as one without an id is.
+
 A cell that scores 0 this way is not executed: it carries an error output that says why, which is
 what nbgrader's ``SaveAutoGrades`` reads as 0 points, and what the student sees in the feedback.
 """
@@ -32,6 +40,8 @@ from dataclasses import dataclass, field
 
 import nbformat
 from nbformat import NotebookNode
+
+from instructor import releases
 
 # Our marker in a cell's metadata: the pipeline gives the cell 0 and does not execute it.
 MARK = "grading_pipeline"
@@ -61,6 +71,10 @@ class Reference:
     cells: list[RefCell]
     kernelspec: dict
     release: NotebookNode  # the blank released notebook (graded in place of an unreadable one)
+    assignment: str = ""
+    notebook: str = ""
+    records: list[dict] | None = None  # the assignment's release records (releases.load)
+    current: list[dict] = field(default_factory=list)  # releases.notebook_cells(release)
 
     @property
     def grade_ids(self) -> list[str]:
@@ -89,14 +103,17 @@ class Issue:
 class Prepared:
     nb: NotebookNode
     issues: list[Issue] = field(default_factory=list)
+    release: str = ""  # made from an earlier release: what that means (reported, not flagged)
 
 
 def _norm(source: str) -> str:
     return "\n".join(line.rstrip() for line in source.strip().splitlines())
 
 
-def load_reference(gradebook, assignment: str, notebook: str, release_path) -> Reference:
-    """Build the :class:`Reference` of one notebook from an open nbgrader ``Gradebook``."""
+def load_reference(gradebook, assignment: str, notebook: str, release_path,
+                   records: list[dict] | None = None) -> Reference:
+    """Build the :class:`Reference` of one notebook from an open nbgrader ``Gradebook``; with
+    ``records`` (``releases.load(assignment)``) submissions of earlier releases are recognised."""
     release = nbformat.read(str(release_path), as_version=4)
     released = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in release.cells}
     nb = gradebook.find_notebook(notebook, assignment)
@@ -113,7 +130,8 @@ def load_reference(gradebook, assignment: str, notebook: str, release_path) -> R
             grade=sc.name in points, solution=sc.name in solutions, task=sc.name in task_points,
             points=points.get(sc.name, task_points.get(sc.name))))
     return Reference(cells=cells, kernelspec=dict(release.metadata.get("kernelspec", {})),
-                     release=release)
+                     release=release, assignment=assignment, notebook=notebook, records=records,
+                     current=releases.notebook_cells(release) if records is not None else [])
 
 
 MAX_NOTEBOOK_BYTES = 50 * 2**20
@@ -171,6 +189,13 @@ def prepare(nb: NotebookNode, ref: Reference) -> Prepared:
     out = Prepared(nb=nb)
     issues = out.issues
     by_id = {c.grade_id: c for c in ref.cells}
+    made = releases.Resolution()
+    if ref.records is not None:
+        made = releases.resolve(nb, ref.assignment, ref.notebook, ref.records, ref.current)
+        if made.flag:
+            issues.append(Issue("", "release", made.flag))
+        out.release = made.note
+    older = {c["grade_id"] for c in made.older} if made.older is not None else None
 
     nb.metadata["kernelspec"] = copy.deepcopy(ref.kernelspec)
     nb.nbformat, nb.nbformat_minor = 4, max(nb.get("nbformat_minor", 5), 5)
@@ -188,7 +213,7 @@ def prepare(nb: NotebookNode, ref: Reference) -> Prepared:
             continue
         gid = md.get("grade_id")
         if gid is None or gid not in by_id:
-            if md.get("grade") and gid is not None:
+            if md.get("grade") and gid is not None and not (older and gid in older):
                 issues.append(Issue(str(gid), "invented",
                                     f"a cell claims to be graded cell {gid!r}, which the "
                                     "assignment does not have; it is not graded"))
@@ -206,7 +231,18 @@ def prepare(nb: NotebookNode, ref: Reference) -> Prepared:
         gid = ref_cell.grade_id
         cell = found.get(gid)
         what = "test cell" if ref_cell.grade else "read-only cell"
-        if cell is None and (ref_cell.locked or ref_cell.grade):
+        if cell is None and older is not None and gid not in older:
+            # added after the release the submission was made from: not the student's doing
+            if ref_cell.solution and not ref_cell.grade:
+                continue  # (its solution never goes into a student's notebook)
+            cell = _new_cell(ref_cell)
+            if ref_cell.solution:
+                cell.source = ref_cell.released
+            index = nb.cells.index(previous) + 1 if previous is not None else 0
+            nb.cells.insert(index, cell)
+            if ref_cell.grade:
+                zero(cell, releases.added_text(made.later.get(gid), made.number))
+        elif cell is None and (ref_cell.locked or ref_cell.grade):
             cell = _find_stripped(nb, ref_cell)
             if cell is not None:
                 issues.append(Issue(gid, "stripped",
@@ -226,7 +262,9 @@ def prepare(nb: NotebookNode, ref: Reference) -> Prepared:
                 issues.append(Issue(gid, "retyped", f"cell {gid!r} was changed to "
                                     f"{cell.cell_type}; changed back"))
             if ref_cell.locked:
-                if _norm(cell.source) not in (_norm(ref_cell.released), _norm(ref_cell.source)):
+                # (a cell of a verified earlier release matches that release's checksums)
+                if _norm(cell.source) not in (_norm(ref_cell.released), _norm(ref_cell.source)) \
+                        and not (older is not None and gid in older):
                     issues.append(Issue(gid, "edited", f"{what} {gid!r} was edited",
                                         zeroed=ref_cell.grade))
                 cell.source = ref_cell.source

@@ -73,6 +73,7 @@ import nbformat
 from instructor import course, feedback, intake, integrity, policy, similarity, trusted
 from instructor import limits as defaults
 from instructor.execute import Limits, Zygote, execute
+from instructor.releases import load as release_records
 from student_side import sandbox
 
 DEMO_SUBMISSIONS = course.REPO / "instructor" / "demo_submissions"
@@ -99,6 +100,7 @@ class Job:
     executed: bool = False
     sandbox: str = ""
     confinement: str = ""  # what bounded the kernel's process tree, and its user
+    release: str = ""  # made from an earlier release: what it means (reported, not flagged)
 
     @property
     def label(self) -> str:
@@ -194,7 +196,7 @@ def prepare(config, jobs: list[Job],
             if key not in references:
                 release = course.release_notebooks(config, job.assignment)[job.notebook]
                 references[key] = integrity.load_reference(gb, job.assignment, job.notebook,
-                                                           release)
+                                                           release, release_records(job.assignment))
             ref = references[key]
             if not job.path:  # not collected: the reason is in its flags
                 prepared[job.label] = integrity.blank_submission(ref, "the submitted file could "
@@ -211,6 +213,7 @@ def prepare(config, jobs: list[Job],
             job.flags.extend(repairs)
             for issue in result.issues:
                 job.flags.append(issue.text + (" (scores 0)" if issue.zeroed else ""))
+            job.release = result.release
             job.executed = True
             prepared[job.label] = result.nb
             graded[job.label] = graded_names(ref)
@@ -763,6 +766,13 @@ def print_report(report: dict) -> None:
                 cells.append(f"  {text:>16}")
         print("  " + shown(student).ljust(width) + "".join(cells)
               + f"  {f'{got:g}/{out_of:g}':>12}")
+    older = [s for s in report["submissions"] if s.get("release")]
+    if older:
+        print()
+        print(f"Made from an earlier release (not flagged): {len(older)}")
+        for sub in older:
+            print(f"  {shown(sub['student'])}/{shown(sub['assignment'])}/"
+                  f"{shown(sub['notebook'])}: {intake.shown_text(sub['release'])}")
     flagged = [s for s in report["submissions"] if s["flags"]]
     print()
     print(f"Flagged submissions: {len(flagged)}")
