@@ -49,6 +49,8 @@ RULES: dict[str, dict[str, tuple[str, ...]]] = {
                   "cross_entropy_grad": (".cross_entropy", ".nll_loss", "torch.autograd",
                                          ".backward"),
                   "kl_div": (".kl_div", "torch.distributions")},
+    "08-backprop": {name: ("torch.autograd", ".backward", "torch.func", "functorch")
+                    for name in ("mlp_backward", "numerical_gradient", "gradient_check")},
 }
 """Per assignment: ``{graded function or "*": (dotted prefix or ".attribute", ...)}``."""
 

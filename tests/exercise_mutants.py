@@ -1650,6 +1650,205 @@ LOSSES = _group(
      "not the right pair"),
 )
 
+BACKPROP = _group(
+    "08-backprop",
+    ("mlp_forward", "no-bias", """
+        def mlp_forward(X, params):
+            Z1 = X @ params["W1"].T
+            A1 = torch.tanh(Z1)
+            Z2 = A1 @ params["W2"].T
+            return Z2, {"X": X, "Z1": Z1, "A1": A1, "Z2": Z2}
+        """, "a bias left out"),
+    ("mlp_forward", "tanh-on-output", """
+        def mlp_forward(X, params):
+            Z1 = X @ params["W1"].T + params["b1"]
+            A1 = torch.tanh(Z1)
+            Z2 = torch.tanh(A1 @ params["W2"].T + params["b2"])
+            return Z2, {"X": X, "Z1": Z1, "A1": A1, "Z2": Z2}
+        """, "tanh is applied to the output as well"),
+    ("mlp_forward", "relu-hidden", """
+        def mlp_forward(X, params):
+            Z1 = X @ params["W1"].T + params["b1"]
+            A1 = torch.relu(Z1)
+            Z2 = A1 @ params["W2"].T + params["b2"]
+            return Z2, {"X": X, "Z1": Z1, "A1": A1, "Z2": Z2}
+        """, "the hidden layer uses a ReLU instead of tanh"),
+    ("mlp_forward", "cache-pre-activation", """
+        def mlp_forward(X, params):
+            Z1 = X @ params["W1"].T + params["b1"]
+            Z2 = torch.tanh(Z1) @ params["W2"].T + params["b2"]
+            return Z2, {"X": X, "Z1": Z1, "A1": Z1, "Z2": Z2}
+        """, "the cache's A1 is tanh(Z1)"),
+    ("mlp_forward", "weights-not-transposed", """
+        def mlp_forward(X, params):
+            Z1 = X @ params["W1"] + params["b1"]
+            A1 = torch.tanh(Z1)
+            Z2 = A1 @ params["W2"] + params["b2"]
+            return Z2, {"X": X, "Z1": Z1, "A1": A1, "Z2": Z2}
+        """, None),
+    ("mlp_backward", "no-1/N", """
+        def mlp_backward(cache, params, targets):
+            X, A1, Z2 = cache["X"], cache["A1"], cache["Z2"]
+            probs = torch.softmax(Z2, dim=1)
+            G2 = probs - F.one_hot(targets, Z2.shape[1]).to(Z2.dtype)
+            G1 = (G2 @ params["W2"]) * (1 - A1 * A1)
+            return {"W1": G1.T @ X, "b1": G1.sum(0), "W2": G2.T @ A1, "b2": G2.sum(0)}
+        """, "the 1/N of the mean is missing"),
+    ("mlp_backward", "derivative-at-Z1", """
+        def mlp_backward(cache, params, targets):
+            X, Z1, A1, Z2 = cache["X"], cache["Z1"], cache["A1"], cache["Z2"]
+            probs = torch.softmax(Z2, dim=1)
+            G2 = (probs - F.one_hot(targets, Z2.shape[1]).to(Z2.dtype)) / X.shape[0]
+            G1 = (G2 @ params["W2"]) * (1 - Z1 * Z1)
+            return {"W1": G1.T @ X, "b1": G1.sum(0), "W2": G2.T @ A1, "b2": G2.sum(0)}
+        """, "evaluated at the pre-activation"),
+    ("mlp_backward", "no-derivative", """
+        def mlp_backward(cache, params, targets):
+            X, A1, Z2 = cache["X"], cache["A1"], cache["Z2"]
+            probs = torch.softmax(Z2, dim=1)
+            G2 = (probs - F.one_hot(targets, Z2.shape[1]).to(Z2.dtype)) / X.shape[0]
+            G1 = G2 @ params["W2"]
+            return {"W1": G1.T @ X, "b1": G1.sum(0), "W2": G2.T @ A1, "b2": G2.sum(0)}
+        """, "the derivative of the hidden activation is missing"),
+    ("mlp_backward", "activation-for-derivative", """
+        def mlp_backward(cache, params, targets):
+            X, A1, Z2 = cache["X"], cache["A1"], cache["Z2"]
+            probs = torch.softmax(Z2, dim=1)
+            G2 = (probs - F.one_hot(targets, Z2.shape[1]).to(Z2.dtype)) / X.shape[0]
+            G1 = (G2 @ params["W2"]) * A1
+            return {"W1": G1.T @ X, "b1": G1.sum(0), "W2": G2.T @ A1, "b2": G2.sum(0)}
+        """, "the activation is used instead of its derivative"),
+    ("mlp_backward", "sign-flipped", """
+        def mlp_backward(cache, params, targets):
+            X, A1, Z2 = cache["X"], cache["A1"], cache["Z2"]
+            probs = torch.softmax(Z2, dim=1)
+            G2 = (F.one_hot(targets, Z2.shape[1]).to(Z2.dtype) - probs) / X.shape[0]
+            G1 = (G2 @ params["W2"]) * (1 - A1 * A1)
+            return {"W1": G1.T @ X, "b1": G1.sum(0), "W2": G2.T @ A1, "b2": G2.sum(0)}
+        """, "the sign is flipped"),
+    ("mlp_backward", "transposes-swapped", """
+        def mlp_backward(cache, params, targets):
+            X, A1, Z2 = cache["X"], cache["A1"], cache["Z2"]
+            probs = torch.softmax(Z2, dim=1)
+            G2 = (probs - F.one_hot(targets, Z2.shape[1]).to(Z2.dtype)) / X.shape[0]
+            G1 = (G2 @ params["W2"]) * (1 - A1 * A1)
+            return {"W1": X.T @ G1, "b1": G1.sum(0), "W2": A1.T @ G2, "b2": G2.sum(0)}
+        """, "a transpose swapped"),
+    ("mlp_backward", "no-max-shift", """
+        def mlp_backward(cache, params, targets):
+            X, A1, Z2 = cache["X"], cache["A1"], cache["Z2"]
+            probs = torch.exp(Z2) / torch.exp(Z2).sum(dim=1, keepdim=True)
+            G2 = (probs - F.one_hot(targets, Z2.shape[1]).to(Z2.dtype)) / X.shape[0]
+            G1 = (G2 @ params["W2"]) * (1 - A1 * A1)
+            return {"W1": G1.T @ X, "b1": G1.sum(0), "W2": G2.T @ A1, "b2": G2.sum(0)}
+        """, "non-finite"),
+    ("mlp_backward", "autograd", """
+        def mlp_backward(cache, params, targets):
+            leaves = {k: v.detach().clone().requires_grad_() for k, v in params.items()}
+            A1 = torch.tanh(cache["X"] @ leaves["W1"].T + leaves["b1"])
+            F.cross_entropy(A1 @ leaves["W2"].T + leaves["b2"], targets).backward()
+            return {k: v.grad for k, v in leaves.items()}
+        """, "which this exercise asks you to implement yourself"),
+    ("numerical_gradient", "forward-difference", """
+        def numerical_gradient(f, x, h=1e-6):
+            flat = x.detach().reshape(-1)
+            grad = torch.zeros_like(flat)
+            base = f(x)
+            for i in range(flat.numel()):
+                plus = flat.clone()
+                plus[i] += h
+                grad[i] = (f(plus.view_as(x)) - base) / h
+            return grad.view_as(x)
+        """, "a forward difference"),
+    ("numerical_gradient", "divided-by-h", """
+        def numerical_gradient(f, x, h=1e-6):
+            flat = x.detach().reshape(-1)
+            grad = torch.zeros_like(flat)
+            for i in range(flat.numel()):
+                plus, minus = flat.clone(), flat.clone()
+                plus[i] += h
+                minus[i] -= h
+                grad[i] = (f(plus.view_as(x)) - f(minus.view_as(x))) / h
+            return grad.view_as(x)
+        """, "divided by h instead of 2h"),
+    ("numerical_gradient", "all-at-once", """
+        def numerical_gradient(f, x, h=1e-6):
+            return torch.full_like(x, ((f(x + h) - f(x - h)) / (2 * h)).item())
+        """, "every coordinate is perturbed at once"),
+    ("numerical_gradient", "x-left-perturbed", """
+        def numerical_gradient(f, x, h=1e-6):
+            grad = torch.zeros_like(x)
+            flat, out = x.view(-1), grad.view(-1)
+            for i in range(flat.numel()):
+                flat[i] += h
+                up = f(x)
+                flat[i] -= 2 * h
+                out[i] = (up - f(x)) / (2 * h)
+            return grad
+        """, "x must hold its values afterwards"),
+    ("numerical_gradient", "restored-by-adding-h", """
+        def numerical_gradient(f, x, h=1e-6):
+            grad = torch.zeros_like(x)
+            flat, out = x.view(-1), grad.view(-1)
+            for i in range(flat.numel()):
+                flat[i] += h
+                up = f(x)
+                flat[i] -= 2 * h
+                down = f(x)
+                flat[i] += h
+                out[i] = (up - down) / (2 * h)
+            return grad
+        """, "modified its argument x"),
+    ("numerical_gradient", "autograd", """
+        def numerical_gradient(f, x, h=1e-6):
+            leaf = x.detach().clone().requires_grad_()
+            return torch.autograd.grad(f(leaf), leaf)[0]
+        """, "which this exercise asks you to implement yourself"),
+    ("gradient_check", "divided-by-analytic", """
+        def gradient_check(f, x, analytic, h=1e-6):
+            estimate = numerical_gradient(f, x, h)
+            return ((estimate - analytic).norm() / analytic.norm()).item()
+        """, "divided by ‖analytic‖ only"),
+    ("gradient_check", "sum-of-norms", """
+        def gradient_check(f, x, analytic, h=1e-6):
+            estimate = numerical_gradient(f, x, h)
+            return ((estimate - analytic).norm() / (estimate.norm() + analytic.norm())).item()
+        """, "divided by the sum of the norms"),
+    ("gradient_check", "absolute-error", """
+        def gradient_check(f, x, analytic, h=1e-6):
+            return (numerical_gradient(f, x, h) - analytic).norm().item()
+        """, "the absolute error"),
+    ("gradient_check", "largest-difference", """
+        def gradient_check(f, x, analytic, h=1e-6):
+            return (numerical_gradient(f, x, h) - analytic).abs().max().item()
+        """, "the largest elementwise difference"),
+    ("gradient_check", "returns-a-tensor", """
+        def gradient_check(f, x, analytic, h=1e-6):
+            estimate = numerical_gradient(f, x, h)
+            return (estimate - analytic).norm() / torch.maximum(estimate.norm(), analytic.norm())
+        """, "return a Python float"),
+    ("evaluations", "one-sided", _answer("evaluations", "784 * 100 + 100 + 100 * 10 + 10 + 1"),
+     "not the right count"),
+    ("evaluations", "no-biases", _answer("evaluations", "2 * (784 * 100 + 100 * 10)"),
+     "not the right count"),
+    ("evaluations", "parameters-only", _answer("evaluations", "784 * 100 + 100 + 100 * 10 + 10"),
+     "not the right count"),
+    ("pair_relative_error", "over-the-estimate", _answer("pair_relative_error", "0.5 / 5.0"),
+     "not the right value"),
+    ("pair_relative_error", "over-the-sum",
+     _answer("pair_relative_error", "0.5 / (5.0 + math.hypot(3.0, 4.5))"), "not the right value"),
+    ("pair_relative_error", "absolute", _answer("pair_relative_error", "0.5"),
+     "not the right value"),
+    ("weight_gradient", "sign-flipped", _answer("weight_gradient", "-0.7142832"),
+     "not the right derivative"),
+    ("weight_gradient", "no-tanh-derivative",
+     _answer("weight_gradient", "2 * (1 - 1 / (1 + math.exp(-2 * math.tanh(0.25))))"),
+     "not the right derivative"),
+    ("weight_gradient", "stops-at-the-output",
+     _answer("weight_gradient", "1 - 1 / (1 + math.exp(-2 * math.tanh(0.25)))"),
+     "not the right derivative"),
+)
+
 CONTROLS = [
     Mutant("04-adaptive-optimizers", "adagrad_step", "template", textwrap.dedent(_adagrad())),
     Mutant("04-adaptive-optimizers", "rmsprop_step", "template", textwrap.dedent(_rmsprop())),
@@ -1667,4 +1866,4 @@ CONTROLS = [
 marks, and a mutant made from a template fails because of its one wrong slot."""
 
 MUTANTS: list[Mutant] = [*ACTIVATIONS, *INITIALIZERS, *GRADIENT_DESCENT, *ADAPTIVE, *SCHEDULES,
-                         *MINIBATCH, *LOSSES]
+                         *MINIBATCH, *LOSSES, *BACKPROP]

@@ -899,6 +899,15 @@ def _losses() -> None:
         _add(getattr(L, name), *mistakes)
 
 
+def _backprop() -> None:
+    import nnbolts.backprop as B
+
+    from ._backprop_mistakes import backprop_mistakes
+
+    for name, mistakes in backprop_mistakes():
+        _add(getattr(B, name), *mistakes)
+
+
 def _parallel() -> None:
     import nnbolts.parallel as P
 
@@ -915,3 +924,4 @@ def _build() -> None:
     _schedules()
     _losses()
     _parallel()
+    _backprop()
