@@ -829,9 +829,18 @@ def _print_similarity(similar: dict) -> None:
 
 
 def exercises(args) -> int:
+    def latest() -> dict:
+        return {a: (r[-1]["release"], r[-1]["digest"]) if r else None
+                for a in course.assignments() for r in [release_records(a)]}
+
+    before = latest()
     written = course.build_exercises(args.course_dir, dest=Path(args.dest).resolve())
     for path in written:
         print(f"wrote {os.path.relpath(path, course.REPO)}")
+    for assignment, now in latest().items():  # (instructor/releases.py)
+        if now and now != before.get(assignment):
+            print(f"recorded release {now[0]} of {assignment}: "
+                  f"releases/{assignment}/release-{now[0]}.json (commit it with exercises/)")
     return 0
 
 
