@@ -643,3 +643,97 @@ async def _recover(km, kc, deadline: float) -> bool:
         await _stop_supervisor(km, grace=2.0)
         return False
     return reply is not None
+
+
+# --------------------------------------------------------------------------------------------
+# the grader's kernel workers: one process per job
+# --------------------------------------------------------------------------------------------
+
+
+class _Worker:
+    """What one kernel worker process holds: its own zygote (a zygote's pipe and reader thread
+    belong to the process that started it) and the warnings it gave."""
+
+    zygote: Zygote | None = None
+    warned = 0
+
+
+def _start_worker(preload: tuple[str, ...], scratch: str, threads: int, zygote: bool) -> None:
+    if zygote:
+        _Worker.zygote = Zygote(preload, scratch, threads)
+        # run when the pool shuts the worker down: the zygote exits, and its kernels with it
+        import multiprocessing.util
+
+        multiprocessing.util.Finalize(None, _Worker.zygote.close, exitpriority=10)
+
+
+def _worker_ready() -> int:
+    return os.getpid()
+
+
+def _execute_in_worker(nb: NotebookNode, limits: Limits, log_path, scratch_root, seed):
+    zygote = _Worker.zygote
+    warnings = []
+    if zygote is not None and not zygote.wait_ready(limits.startup_timeout):
+        warnings.append("the kernel zygote did not start; this worker starts every kernel from "
+                        "scratch")
+        _Worker.zygote = zygote = None
+    outcome = asyncio.run(execute(nb, limits, log_path=log_path, scratch_root=scratch_root,
+                                  zygote=zygote, seed=seed))
+    if zygote is not None:
+        warnings += zygote.warnings[_Worker.warned:]
+        _Worker.warned = len(zygote.warnings)
+    return nb, outcome, warnings
+
+
+class KernelWorkers:
+    """The processes that run the students' kernels and judge their test cells, one per job.
+
+    Each notebook's kernel, its test cells' trusted checks and the traffic between them live in
+    one worker process, so that ``--jobs N`` notebooks are judged on N interpreters rather than
+    on threads of the grader's one interpreter, whose lock let two jobs grade only about 1.6
+    times as fast as one. Forked before any kernel or ZeroMQ context exists; each worker starts
+    its own zygote (``student_side/zygote.py``), which imports torch while the grader prepares
+    the notebooks. A worker that dies (the grader's fault, never a student's: the kernels are
+    other processes) is replaced, and the notebook it was running is run once more."""
+
+    def __init__(self, n: int, preload: tuple[str, ...], scratch: str, threads: int = 1,
+                 zygote: bool = True):
+        self._args = (max(1, n), (tuple(preload), scratch, threads, zygote))
+        self.warnings: list[str] = []
+        self._pool = self._start()
+
+    def _start(self):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        n, initargs = self._args
+        pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_start_worker, initargs=initargs)
+        for future in [pool.submit(_worker_ready) for _ in range(n)]:
+            future.result()
+        return pool
+
+    async def execute(self, nb: NotebookNode, limits: Limits, *, log_path: Path | None = None,
+                      scratch_root: str | None = None, seed: int | None = None
+                      ) -> tuple[NotebookNode, Outcome]:
+        """:func:`execute` in a worker: the executed notebook (a copy of ``nb``) and its
+        outcome."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        loop = asyncio.get_running_loop()
+        run = functools.partial(_execute_in_worker, nb, limits, log_path, scratch_root, seed)
+        pool = self._pool
+        try:
+            executed, outcome, warnings = await loop.run_in_executor(pool, run)
+        except BrokenProcessPool:
+            if pool is self._pool:  # the first to notice replaces the pool
+                self.warnings.append("a kernel worker died; the workers were restarted")
+                pool.shutdown(wait=False)
+                self._pool = await loop.run_in_executor(None, self._start)
+            executed, outcome, warnings = await loop.run_in_executor(self._pool, run)
+        self.warnings.extend(w for w in warnings if w not in self.warnings)
+        return executed, outcome
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -6,6 +6,7 @@ Usage (the Makefile's ``make exercises`` and ``make grade`` call these)::
     python -m instructor.pipeline grade [--submissions DIR] [--jobs N] [--course-dir DIR]
                                      [--grades-csv FILE] [--cell-timeout S]
                                      [--submission-timeout S] [--memory-limit-mb M]
+    python -m instructor.pipeline export [--course-dir DIR] [--grades-csv FILE] [--no-feedback]
 
 ``grade`` takes a folder in nbgrader's layout ``<student>/<assignment>/<notebook>.ipynb`` (an
 optional ``timestamp.txt`` next to the notebooks is nbgrader's submission time). Students are
@@ -33,8 +34,11 @@ registered from the folder names. The steps:
    student by student in a pool of ``--jobs`` processes, as soon as the assignment is recorded.
 
 5. **export** -- nbgrader's CSV export plugin writes ``grades.csv``, its columns as they are, and
-   a last column, ``status``: ``missing`` (no submission: nbgrader's 0), ``unreadable`` (graded
+   a column ``status``: ``missing`` (no submission: nbgrader's 0), ``unreadable`` (graded
    as the blank release because a notebook could not be collected or read) or ``submitted``;
+   then ``auto_score``, ``manual_score``, ``manual_max_score`` and ``manual_ungraded``: the
+   points of the answers the instructor reads (nbgrader's manually graded cells,
+   ``instructor/manual.py``) apart from the grader's, and how many are not read yet;
 6. **similarity** -- ``instructor/similarity.py`` compares the students' own code, assignment by
    assignment, and writes ``<course>/.pipeline/similarity.html``: reported, never scored.
 
@@ -42,7 +46,13 @@ Steps 3b, 3c and 4 overlap: kernels, the recorder and the renderers share ``--jo
 (recording and rendering first), so the kernels go on with the next assignments while the first
 ones are recorded, and ``--jobs 1`` does one thing at a time.
 
-It prints a table of scores (``missing`` where nothing was submitted), the flagged submissions
+The ``export`` command does step 5 alone, from the gradebook as it is: after the instructor has
+graded the written answers in nbgrader's formgrader, it writes ``grades.csv`` again and renders
+the feedback of the submissions that have such answers, without regrading. A regrade keeps every
+manual score (nbgrader's ``SaveAutoGrades`` never writes one).
+
+It prints a table of scores (``missing`` where nothing was submitted), the written answers left
+to read, the flagged submissions
 with their reasons, the most similar pairs of each assignment and the time each notebook took,
 and writes ``<course>/.pipeline/report.json``.
 """
@@ -70,7 +80,7 @@ from pathlib import Path
 
 import nbformat
 
-from instructor import course, feedback, intake, integrity, policy, similarity, trusted
+from instructor import course, feedback, intake, integrity, manual, policy, similarity, trusted
 from instructor import limits as defaults
 from instructor.execute import Limits, Zygote, execute
 from instructor.releases import load as release_records
@@ -112,8 +122,8 @@ class Job:
 # --------------------------------------------------------------------------------------------
 
 
-def generate(config, assignment_ids: list[str]) -> None:
-    course.stage_sources(config, assignment_ids)
+def generate(config, assignment_ids: list[str], solutions: Path = course.SOLUTIONS) -> None:
+    course.stage_sources(config, assignment_ids, solutions)
     course.generate(config, assignment_ids)
 
 
@@ -275,7 +285,7 @@ def _fork_pool(workers: int):
 
 async def _grade_stage(config, jobs: list[Job], notebooks: dict, limits: Limits, n_jobs: int,
                        students: list[str], quiet: bool, zygote: Zygote | None,
-                       seed: int) -> _Stage:
+                       seed: int, read: dict | None = None) -> _Stage:
     """Steps 3b, 3c and 4, overlapped: each notebook runs in its kernel; as soon as every
     notebook of an assignment has run, the recorder (one process, the only writer of the
     gradebook) records that assignment, and then its feedback is rendered student by student
@@ -310,7 +320,7 @@ async def _grade_stage(config, jobs: list[Job], notebooks: dict, limits: Limits,
         async with slots.hold(0):
             stage.record += await busy(recorder, record, config, assignment, executed_rel)
         stage.recorded = time.monotonic() - started
-        for student in _sanitized_copies(root, public, assignment, students):
+        for student in _sanitized_copies(root, public, assignment, students, read):
             later.append(asyncio.create_task(render(assignment, student)))
 
     async def grade_one(job: Job) -> None:
@@ -450,19 +460,25 @@ def _feedback_one(config, assignment: str, student: str, public: str) -> None:
     converter.start()
 
 
-def _sanitized_copies(root: Path, public: Path, assignment: str, students: list[str]) -> list:
+def _sanitized_copies(root: Path, public: Path, assignment: str, students: list[str],
+                      read: dict | None = None) -> list:
     """Step 4's input for one assignment: copies of the autograded notebooks without hidden
-    tests (instructor/feedback.py); returns the students who have one."""
-    done = []
+    tests (instructor/feedback.py), a note above each answer the instructor reads
+    (instructor/manual.py; ``read``: :func:`manual.scores_of`); returns the students who have
+    one."""
+    done, read = [], read or {}
     for student in students:
         src = root / "autograded" / student / assignment
         if not src.is_dir():
             continue
         dest = public / student / assignment
+        shutil.rmtree(dest, ignore_errors=True)  # (export renders the feedback again)
         dest.mkdir(parents=True)
         for path in src.iterdir():
             if path.suffix == ".ipynb":
                 nb = nbformat.read(str(path), as_version=4)
+                manual.annotate(nb, {k[3]: v for k, v in read.items()
+                                     if k[:3] == (student, assignment, path.stem)})
                 nbformat.write(feedback.sanitize(nb), str(dest / path.name))
             elif path.is_file() and path.name == "timestamp.txt":
                 shutil.copyfile(path, dest / path.name)
@@ -487,11 +503,18 @@ def statuses(table: dict, jobs: list[Job]) -> dict:
             for student, row in table.items()}
 
 
+MANUAL_COLUMNS = ("auto_score", "manual_score", "manual_max_score", "manual_ungraded")
+
+
 def export(config, path: Path, students: list[str], assignment_ids: list[str],
-           status: dict | None = None) -> None:
+           status: dict | None = None, summaries: dict | None = None) -> None:
     """nbgrader's CSV export, its columns as they are; with ``status``
-    (``{student: {assignment: status}}``, :func:`statuses`) a last column, ``status``, tells a
-    missing submission from a submitted one that scored 0."""
+    (``{student: {assignment: status}}``, :func:`statuses`) a column, ``status``, tells a
+    missing submission from a submitted one that scored 0; with ``summaries``
+    (:func:`manual.summaries`) four more split ``score`` by who decides it (instructor/manual.py):
+    ``auto_score`` (the grader's cells), ``manual_score`` and ``manual_max_score`` (the answers
+    the instructor reads), and ``manual_ungraded``, the answers not read yet (their points are
+    not in ``score`` yet)."""
     from nbgrader.api import Gradebook
     from nbgrader.plugins import CsvExportPlugin
 
@@ -512,11 +535,16 @@ def export(config, path: Path, students: list[str], assignment_ids: list[str],
         lines.pop()
     if len(lines) != len(order) + 1:
         raise RuntimeError(f"{path}: {len(lines) - 1} rows exported, {len(order)} expected")
-    out = [lines[0] + ",status"]
+    out = [lines[0] + ",status" + "".join(f",{c}" for c in MANUAL_COLUMNS if summaries)]
     for line, (assignment, student) in zip(lines[1:], order):
         if not line.startswith(f"{assignment},"):
             raise RuntimeError(f"{path}: a row of {assignment!r} expected, found {line!r}")
-        out.append(f"{line},{status.get(student, {}).get(assignment, MISSING)}")
+        line = f"{line},{status.get(student, {}).get(assignment, MISSING)}"
+        if summaries is not None:
+            found = summaries.get(student, {}).get(assignment) or manual.Summary()
+            line += (f",{found.auto_score:g},{found.manual_score:g},"
+                     f"{found.manual_max_score:g},{found.ungraded}")
+        out.append(line)
     path.write_text("\n".join(out) + "\n")
 
 
@@ -610,7 +638,7 @@ def grade(args) -> int:
     config = course.load_config(args.course_dir)
     root = course.course_root(config)
     root.mkdir(parents=True, exist_ok=True)
-    available = course.assignments()
+    available = course.assignments(_solutions(args))
     wanted = sorted(intake.assignment_names(submissions) & set(available))
     assignment_ids = args.assignments.split(",") if args.assignments else wanted
     unknown = sorted(set(assignment_ids) - set(available))
@@ -645,7 +673,7 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
     work = root / WORK
     submissions = Path(args.submissions).resolve()
     t0 = time.monotonic()
-    generate(config, assignment_ids)
+    generate(config, assignment_ids, _solutions(args))
     t_generate = time.monotonic() - t0
 
     intake_limits = intake.limits(config, args)
@@ -675,13 +703,16 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
     print(f"Trusted checks: seed {provenance['seed']} (replay with --seed "
           f"{provenance['seed']}), grader {provenance['grader_commit']}, torch "
           f"{provenance['torch']}, devices {', '.join(provenance['devices'])}", flush=True)
+    # the answers the instructor has read (a regrade keeps them): their feedback says so
+    read = manual.scores_of(config)
     stage = asyncio.run(_grade_stage(config, jobs, notebooks, limits, args.jobs, students,
-                                     args.quiet, zygote, provenance["seed"]))
+                                     args.quiet, zygote, provenance["seed"], read))
 
     grades_csv = Path(args.grades_csv).resolve()
     table = scores(config, students, assignment_ids)
     status = statuses(table, jobs)
-    export(config, grades_csv, students, assignment_ids, status)
+    summaries = manual.summaries(config, students, assignment_ids)
+    export(config, grades_csv, students, assignment_ids, status, summaries)
     t0 = time.monotonic()
     similar = similarity_report(config, jobs, notebooks)
     t_similarity = time.monotonic() - t0
@@ -704,6 +735,8 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
         "scores": {s: {a: list(v) if v else None for a, v in row.items()}
                    for s, row in table.items()},
         "status": status,
+        "manual": {s: {a: v.as_dict() if v else None for a, v in row.items()}
+                   for s, row in summaries.items()},
         "similarity": similar,
         "submissions": [asdict(job) for job in jobs], "skipped": skipped, "timings": timings,
         "confinement": sorted({j.confinement for j in jobs if j.confinement}),
@@ -766,6 +799,7 @@ def print_report(report: dict) -> None:
                 cells.append(f"  {text:>16}")
         print("  " + shown(student).ljust(width) + "".join(cells)
               + f"  {f'{got:g}/{out_of:g}':>12}")
+    print_manual(report)
     older = [s for s in report["submissions"] if s.get("release")]
     if older:
         print()
@@ -773,6 +807,7 @@ def print_report(report: dict) -> None:
         for sub in older:
             print(f"  {shown(sub['student'])}/{shown(sub['assignment'])}/"
                   f"{shown(sub['notebook'])}: {intake.shown_text(sub['release'])}")
+    print_manual(report)
     flagged = [s for s in report["submissions"] if s["flags"]]
     print()
     print(f"Flagged submissions: {len(flagged)}")
@@ -808,6 +843,32 @@ def print_report(report: dict) -> None:
     print(f"grades: {report['grades_csv']}   feedback: {report['feedback_dir']}")
 
 
+def print_manual(report: dict) -> None:
+    """The report's "Read by the instructor" lines: the answers nbgrader left to a person."""
+    found = report.get("manual") or {}
+    answers = [(student, a, answer) for student, row in found.items()
+               for a, summary in row.items() if summary for answer in summary["answers"]]
+    if not answers:
+        return
+    print()
+    to_read = [x for x in answers if x[2]["state"] == manual.TO_READ]
+    print(f"Read by the instructor: {len(answers)} written answers, {len(to_read)} to read "
+          f"(their points are not in the scores above until they are graded)")
+    for assignment in sorted({a for _, a, _ in answers}):
+        mine = [x[2] for x in answers if x[1] == assignment]
+        counts = {state: sum(x["state"] == state for x in mine)
+                  for state in (manual.TO_READ, manual.READ, manual.NOT_ANSWERED)}
+        waiting = sorted({s for s, a, x in answers
+                          if a == assignment and x["state"] == manual.TO_READ})
+        print(f"  {intake.shown(assignment)}: " + ", ".join(
+            f"{n} {state}" for state, n in counts.items())
+            + (f" (to read: {', '.join(intake.shown(s) for s in waiting)})" if waiting else ""))
+    if to_read:
+        print("  Grade them in nbgrader's formgrader (Manual Grading), then run "
+              "`python -m instructor.pipeline export` to write grades.csv and the feedback "
+              "again (instructor guide, \"Answers read by the instructor\").")
+
+
 def _print_similarity(similar: dict) -> None:
     print()
     if similar.get("error"):
@@ -826,6 +887,73 @@ def _print_similarity(similar: dict) -> None:
             cells = ", ".join(f"{intake.shown_text(k)} {v:.2f}" for k, v in pair["cells"])
             print(f"      {pair['score']:.3f}  {intake.shown(pair['a'])} ~ "
                   f"{intake.shown(pair['b'])}  ({cells})")
+
+
+def _solutions(args) -> Path:
+    return Path(getattr(args, "solutions", None) or course.SOLUTIONS).resolve()
+
+
+def export_only(args) -> int:
+    """``export``: ``grades.csv`` (and the feedback of the submissions with answers read by the
+    instructor) again from the gradebook as it is now, without grading anything: after manual
+    grading in nbgrader's formgrader. ``status`` comes from the last grading run's report
+    (``unreadable`` stays so); a submission it does not know is ``submitted``."""
+    from nbgrader.api import Gradebook
+
+    config = course.load_config(args.course_dir)
+    root = course.course_root(config)
+    if not (root / "gradebook.db").is_file():
+        print(f"no gradebook in {root}: grade first (make grade)", file=sys.stderr)
+        return 2
+    previous = {}
+    report_path = root / WORK / "report.json"
+    if report_path.is_file():
+        previous = json.loads(report_path.read_text())
+    with Gradebook(config.CourseDirectory.db_url, config.CourseDirectory.course_id) as gb:
+        known_students = [s.id for s in gb.students]
+        known_assignments = [a.name for a in gb.assignments]
+    students = args.students.split(",") if args.students else sorted(
+        previous.get("students") or known_students)
+    assignment_ids = args.assignments.split(",") if args.assignments else sorted(
+        previous.get("assignments") or known_assignments)
+    unknown = sorted(set(assignment_ids) - set(known_assignments))
+    if unknown:
+        print(f"no such assignment in the gradebook: {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    table = scores(config, students, assignment_ids)
+    before = previous.get("status") or {}
+    status = {s: {a: MISSING if value is None else
+                  before.get(s, {}).get(a) if before.get(s, {}).get(a) in (SUBMITTED, UNREADABLE)
+                  else SUBMITTED for a, value in row.items()} for s, row in table.items()}
+    summaries = manual.summaries(config, students, assignment_ids)
+    grades_csv = Path(args.grades_csv).resolve()
+    export(config, grades_csv, students, assignment_ids, status, summaries)
+    rendered = 0
+    if not args.no_feedback:
+        public = root / WORK / "feedback_input"
+        read = manual.scores_of(config)
+        for assignment in assignment_ids:
+            with_answers = [s for s in students if (summaries[s][assignment] or
+                                                    manual.Summary()).answers]
+            for student in _sanitized_copies(root, public, assignment, with_answers, read):
+                _feedback_one(config, assignment, student, str(public.relative_to(root)))
+                rendered += 1
+    report = {"assignments": assignment_ids, "students": students,
+              "manual": {s: {a: v.as_dict() if v else None for a, v in row.items()}
+                         for s, row in summaries.items()}}
+    for student in students:
+        cells = []
+        for a in assignment_ids:
+            value, found = table[student][a], summaries[student][a]
+            text = MISSING if value is None else f"{value[0]:g}/{value[1]:g}"
+            if found and found.ungraded:
+                text += f" +{found.ungraded} to read"
+            cells.append(f"{a} {text}")
+        print(f"  {intake.shown(student)}: " + ", ".join(cells))
+    print_manual(report)
+    print(f"grades: {grades_csv}" + (f"   feedback rendered again: {rendered} submission(s) in "
+                                     f"{root / 'feedback'}" if rendered else ""))
+    return 0
 
 
 def exercises(args) -> int:
@@ -875,10 +1003,25 @@ def main(argv=None) -> int:
     gr.add_argument("--seed", type=int, default=None,
                     help="seed of the trusted checks' random cases (default: drawn fresh; the "
                          "report records it, so a regrade can replay a run)")
+    gr.add_argument("--solutions", default=None,
+                    help="the assignments' sources (default solutions/)")
     gr.add_argument("--quiet", action="store_true", help="no line per notebook")
     gr.add_argument("--allow-unconfined", action="store_true",
                     help="grade even where the kernels can be neither sandboxed (Landlock) nor "
                          "followed to their last process (subreaper)")
+    xp = sub.add_parser("export", help="grades.csv (and the feedback of answers read by the "
+                        "instructor) again from the gradebook, without grading: after manual "
+                        "grading")
+    xp.add_argument("--course-dir", default=None,
+                    help="course root (default .nbgrader_course; the demo's: "
+                         ".nbgrader_course/demo)")
+    xp.add_argument("--grades-csv", default=str(course.REPO / "grades.csv"))
+    xp.add_argument("--assignments", default="",
+                    help="comma-separated (default: those of the last grading run)")
+    xp.add_argument("--students", default="",
+                    help="comma-separated (default: those of the last grading run)")
+    xp.add_argument("--no-feedback", action="store_true",
+                    help="write grades.csv only; do not render the feedback again")
     args = parser.parse_args(argv)
     if args.command == "grade" and args.submissions is None:
         args.submissions = str(DEMO_SUBMISSIONS)
@@ -886,6 +1029,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     for handler in logging.getLogger().handlers:  # log lines name students' files: escaped
         handler.setFormatter(intake.EscapingFormatter("%(levelname)s: %(message)s"))
+    if args.command == "export":
+        return export_only(args)
     return exercises(args) if args.command == "exercises" else grade(args)
 
 

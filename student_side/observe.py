@@ -38,6 +38,7 @@ MAX_DEPTH = 12
 MAX_ITEMS = 100_000  # containers' elements, all together, in one message
 MAX_TENSOR_ELEMENTS = 4_000_000
 MAX_TEXT = 1_000_000  # characters of one string
+MAX_PREFETCH_CHARS = 4_000_000  # an iterator's items sent ahead of need, in one reply
 
 _DTYPES = {
     "float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
@@ -425,6 +426,20 @@ def _error(exc: BaseException) -> dict:
     return {"error": type(exc).__name__[:100], "message": message[:2000], "where": where}
 
 
+def _observe_call(target, args: list, kwargs: dict) -> tuple[dict, object, bool]:
+    """Call the student's ``target``: the reply item (its result or the error it raised, and
+    what became of its arguments), the result itself and whether it raised."""
+    try:
+        result = target(*args, **kwargs)
+    except BaseException as exc:  # the student's error, reported as an observation
+        return {"raised": _error(exc), "after": encode(
+            [args, kwargs], handles=_keep, harness_classes=_harness)}, None, True
+    return {"ok": encode(result, handles=_keep, refs=_paths([args, kwargs]),
+                         harness_classes=_harness),
+            "after": encode([args, kwargs], handles=_keep, harness_classes=_harness)
+            }, result, False
+
+
 def dispatch(text: str) -> str:
     """Answer one request of the grader (a JSON text); return the reply as a JSON text."""
     global _namespace
@@ -456,47 +471,55 @@ def dispatch(text: str) -> str:
         if op == "call":
             args = decode(request["args"], **decode_args)
             kwargs = decode(request["kwargs"], **decode_args)
-            try:
-                result = target(*args, **kwargs)
-            except BaseException as exc:  # the student's error, reported as an observation
-                return json.dumps({"raised": _error(exc), "after": encode(
-                    [args, kwargs], handles=_keep, harness_classes=_harness)})
-            refs = _paths([args, kwargs])
-            return json.dumps({"ok": encode(result, handles=_keep, refs=refs,
-                                            harness_classes=_harness),
-                               "after": encode([args, kwargs], handles=_keep,
-                                               harness_classes=_harness)})
+            return json.dumps(_observe_call(target, args, kwargs)[0])
+        if op == "calls":  # a check's cases in one exchange, in order, up to the first error
+            results = []
+            for args, kwargs in decode(request["calls"], **decode_args):
+                item, _, raised = _observe_call(target, args, kwargs)
+                results.append(item)
+                if raised:
+                    break
+            return json.dumps({"ok": None, "results": results})
         if op == "iter":
             try:
                 return json.dumps({"ok": encode(iter(target), handles=_keep)})
             except BaseException as exc:
                 return json.dumps({"raised": _error(exc)})
-        if op == "next":
-            try:
-                item = next(target)
-            except StopIteration:
-                return json.dumps({"stop": True})
-            except BaseException as exc:
-                return json.dumps({"raised": _error(exc)})
-            return json.dumps({"ok": encode(item, handles=_keep)})
+        if op == "next":  # the iterator's next items, up to the end or the first error
+            count = request.get("count", 1)
+            if type(count) is not int or not 1 <= count <= MAX_ITEMS:
+                raise ProtocolError("a bad count of items")
+            results, size = [], 0
+            while len(results) < count and size < MAX_PREFETCH_CHARS:
+                try:
+                    item = next(target)
+                except StopIteration:
+                    results.append({"stop": True})
+                    break
+                except BaseException as exc:
+                    results.append({"raised": _error(exc)})
+                    break
+                results.append({"ok": encode(item, handles=_keep)})
+                size += len(json.dumps(results[-1]))
+            return json.dumps({"ok": None, "results": results})
         if op == "chain":  # an optimizer rule's steps, each fed the previous step's result
             param = decode(request["param"], **decode_args)
-            state = decode(request["state"], **decode_args)
             kwargs = decode(request["kwargs"], **decode_args)
             results = []
+            if "init" in request:  # the state comes from the rule's init, called first
+                item, state, raised = _observe_call(
+                    _target(request["init"]), [_clone(param)],
+                    decode(request["init_kwargs"], **decode_args))
+                results.append(item)
+                if raised:
+                    return json.dumps({"ok": None, "results": results})
+            else:
+                state = decode(request["state"], **decode_args)
             for grad in decode(request["grads"], **decode_args):
                 args = [_clone(param), _clone(grad), _clone(state)]
-                try:
-                    out = target(*args, **kwargs)
-                except BaseException as exc:
-                    results.append({"raised": _error(exc), "after": encode(
-                        [args, kwargs], handles=_keep, harness_classes=_harness)})
-                    break
-                results.append({"ok": encode(out, handles=_keep, refs=_paths([args, kwargs]),
-                                             harness_classes=_harness),
-                                "after": encode([args, kwargs], handles=_keep,
-                                                harness_classes=_harness)})
-                if not (isinstance(out, (tuple, list)) and len(out) == 2):
+                item, out, raised = _observe_call(target, args, kwargs)
+                results.append(item)
+                if raised or not (isinstance(out, (tuple, list)) and len(out) == 2):
                     break
                 param, state = out
             return json.dumps({"ok": None, "results": results})

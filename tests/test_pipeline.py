@@ -30,6 +30,8 @@ ASSIGNMENTS = ["01-activations", "02-initializers", "03-gradient-descent",
 CSV_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name",
                "email", "raw_score", "late_submission_penalty", "score", "max_score"]
 STATUS_COLUMN = "status"  # appended after nbgrader's own columns
+# then the points split by who decides them (instructor/manual.py)
+MANUAL_COLUMNS = ["auto_score", "manual_score", "manual_max_score", "manual_ungraded"]
 
 # student -> words one of its flags must contain (decided on the trusted side)
 CHEATERS = {
@@ -101,7 +103,12 @@ def _flags(run, student) -> list[str]:
 def test_correct_student_gets_full_marks(run):
     for assignment in ASSIGNMENTS:
         score, max_score = _score(run, "correct", assignment)
-        assert score == max_score > 0
+        # written answers are read by the instructor (instructor/manual.py): until they are,
+        # they count 0, and every point the grader decides is there
+        written = run["report"]["manual"]["correct"][assignment]
+        assert written["auto_score"] == written["auto_max_score"] > 0
+        assert score == written["auto_score"] + written["manual_score"]
+        assert max_score == written["auto_max_score"] + written["manual_max_score"]
     assert _flags(run, "correct") == []
 
 
@@ -208,7 +215,7 @@ def test_sandbox_denied_every_attempt(run):
 def test_grades_csv_has_nbgrader_export_columns(run):
     with open(run["dir"] / "grades.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == [*CSV_COLUMNS, STATUS_COLUMN]
+    assert list(rows[0]) == [*CSV_COLUMNS, STATUS_COLUMN, *MANUAL_COLUMNS]
     students = run["report"]["students"]
     assert {(r["student_id"], r["assignment"]) for r in rows} == {
         (s, a) for s in students for a in ASSIGNMENTS}

@@ -142,11 +142,40 @@ class _Broken(trusted.LocalChannel):
         self.reply, self.error = reply, error
 
     def request(self, message, timeout):
-        if message.get("op") == "call":
+        if message.get("op") in ("call", "calls"):
             if self.error is not None:
                 raise self.error
+            if message["op"] == "calls" and "protocol_error" not in self.reply:
+                return {"ok": None, "results": [self.reply] * len(message["calls"])}
             return self.reply
         return super().request(message, timeout)
+
+
+class _BrokenBatch(trusted.LocalChannel):
+    """A kernel whose answer to a batch of calls is malformed as a whole."""
+
+    def __init__(self, namespace, make_reply):
+        super().__init__(namespace)
+        self.make_reply = make_reply
+
+    def request(self, message, timeout):
+        if message.get("op") == "calls":
+            return self.make_reply(len(message["calls"]))
+        return super().request(message, timeout)
+
+
+@pytest.mark.parametrize("make_reply", [
+    lambda n: {"ok": None, "results": "all good"},
+    lambda n: {"ok": None, "results": []},
+    lambda n: {"ok": None, "results": [{"ok": 0.5}] * (n + 1)},
+    lambda n: {"ok": None, "results": [["ok", 0.5]] * n},
+    lambda n: {"ok": None},
+], ids=["not-a-list", "empty", "too-many", "not-objects", "no-results"])
+def test_a_malformed_batch_scores_zero_and_is_flagged(make_reply):
+    channel = _BrokenBatch({"sigmoid": activations.sigmoid}, make_reply)
+    verdict, _ = _judge(ACTIVATIONS["test_sigmoid"], None, channel=channel)
+    assert not verdict.passed
+    assert verdict.flag and "observation" in verdict.flag
 
 
 @pytest.mark.parametrize("reply", [

@@ -369,6 +369,7 @@ def check_function(student, reference, make_inputs, *, name=None, n_cases=6, dev
     chosen_devices = _devices_or_default(devices)
     chosen_dtypes = _resolve_dtypes(dtypes)
     session.vet_student(student)
+    cases = []
     for device in chosen_devices:
         for dtype in chosen_dtypes:
             r, a = tolerance(dtype, tolerance_scale)
@@ -376,19 +377,69 @@ def check_function(student, reference, make_inputs, *, name=None, n_cases=6, dev
             a = atol if atol is not None else a
             for index in range(n_cases):
                 case = Case(seed, index, device, dtype)
-                call = Call.of(make_inputs(case))
-                _one_call(session, student, reference, call, case, r, a, n_cases, names,
-                          catalogue, elementwise, pure)
+                cases.append((case, Call.of(make_inputs(case)), r, a))
+    observed = _observe_all(session, student, [call for _, call, _, _ in cases])
+    for (case, call, r, a), observation in zip(cases, observed):
+        _one_call(session, student, reference, call, case, r, a, n_cases, names,
+                  catalogue, elementwise, pure, observation)
+
+
+_BATCH_ELEMENTS = 2**20
+"""Tensor elements in one batch of observed calls: its reply (results and arguments after the
+calls) stays far below what the channel accepts in one reply."""
+
+
+def _elements(x) -> int:
+    if isinstance(x, TENSOR_BASE):
+        return x.numel()
+    if isinstance(x, dict):
+        return sum(_elements(v) for v in x.values())
+    if isinstance(x, (list, tuple)):
+        return sum(_elements(v) for v in x)
+    return 0
+
+
+def _observe_all(session: Session, student, calls: list[Call]) -> list:
+    """The student's calls of one check made in its kernel a batch at a time (one round trip
+    per batch instead of one per call), each as a function of the grader's copy of its
+    arguments (``RemoteCallable.calls``); ``None`` for a call to be made on its own: every call
+    of a local function, and those after a batch that ran past one call's time limit (made one
+    by one again, so that the limit is reported for the call that exceeds it)."""
+    if not (isinstance(student, _remote.RemoteCallable) and _remote.active()) or len(calls) < 2:
+        return [None] * len(calls)
+    batches, batch, size = [], [], 0
+    for call in calls:
+        n = _elements((call.args, call.kwargs))
+        if batch and size + n > _BATCH_ELEMENTS:
+            batches.append(batch)
+            batch, size = [], 0
+        batch.append(call)
+        size += n
+    batches.append(batch)
+    observed: list = []
+    for batch in batches:
+        token = _remote.DEADLINE.set(session._time_left())
+        start = time.monotonic()
+        try:
+            observed += student.calls([(list(c.args), c.kwargs) for c in batch])
+        except StudentTimeout:
+            break
+        finally:
+            _remote.DEADLINE.reset(token)
+        session.used += time.monotonic() - start
+    return observed + [None] * (len(calls) - len(observed))
 
 
 def _one_call(session, student, reference, call, case, rtol, atol, n_cases, names, catalogue,
-              elementwise, pure):
+              elementwise, pure, observation=None):
     name = session.name
     where = Where(case.device, case.dtype, case.index, n_cases)
     call_text = describe_call(name, names, call.args, call.kwargs)
     ref_call, stu_call, snapshot = call.clone(), call.clone(), call.clone()
     expected = session.reference(reference, *ref_call.args, **ref_call.kwargs)
-    got = session.student(lambda: student(*stu_call.args, **stu_call.kwargs), where, call_text)
+    got = session.student(
+        (lambda: student(*stu_call.args, **stu_call.kwargs)) if observation is None else
+        (lambda: observation(stu_call.args, stu_call.kwargs)), where, call_text)
     first_tensor = next((a for a in call.args if isinstance(a, TENSOR_BASE)), None)
     found = compare(expected, got, rtol, atol, input_dtype=case.dtype,
                     input_device=first_tensor.device if first_tensor is not None else None)

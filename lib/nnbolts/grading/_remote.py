@@ -191,11 +191,16 @@ def _write_back(local, after) -> None:
                 local[key] = after[key]
 
 
+PREFETCH = 64
+"""Items of a student's iterator fetched in one exchange."""
+
+
 class RemoteObject:
     """A value of the student's kernel that cannot travel (an iterator, an object)."""
 
     def __init__(self, hid: int, kind: str = "object", name: str | None = None):
         self.id, self.kind, self.name = hid, kind, name
+        self._ahead: list[dict] = []  # an iterator's items the kernel sent ahead of need
 
     def __repr__(self) -> str:
         return f"<{self.name or self.kind} in the student's kernel>"
@@ -205,7 +210,16 @@ class RemoteObject:
         return _outcome(reply)
 
     def __next__(self):
-        return _outcome(_ask({"op": "next", "handle": self.id}))
+        # the next items in one exchange (up to the end, the first error, or about 4 MB): a
+        # check reads an epoch's batches to the end, or fails
+        if not self._ahead:
+            self._ahead = _results(_ask({"op": "next", "handle": self.id, "count": PREFETCH}),
+                                   PREFETCH, "the items of an iterator")
+            self._ahead.reverse()
+        item = self._ahead[-1]
+        if len(self._ahead) > 1 or not ("stop" in item or "raised" in item):
+            self._ahead.pop()  # the end and an error stay: asked again, they repeat
+        return _outcome(item)
 
     def _wire(self):
         return wire.Handle(self.id, self.kind)
@@ -224,45 +238,44 @@ class RemoteCallable(RemoteObject):
         sent_args, sent_kwargs = _encode(_handles(list(args))), _encode(_handles(kwargs))
         reply = _ask({"op": "call", **self._address(), "args": sent_args,
                       "kwargs": sent_kwargs})
-        if "after" in reply:
-            after = _decode(reply["after"])
-            if not isinstance(after, list) or len(after) != 2:
-                raise ObservationError("malformed reply from the kernel: the arguments after "
-                                       "the call")
-            _write_back(list(args), after[0])
-            _write_back(kwargs, after[1])
-        return _outcome(reply, refs=[list(args), kwargs])
+        return _observed(reply, list(args), kwargs)
 
-    def chain(self, param, state, grads: list, kwargs: dict) -> list:
+    def calls(self, calls: list[tuple[list, dict]]) -> list:
+        """Several calls in one exchange, made in order in the kernel up to the first that
+        raises. Returns one function per call that takes the grader's own copy of that call's
+        ``(args, kwargs)``, writes back what the call did to them, and returns the result or
+        raises what the student's code raised; after the first exception the remaining ones
+        raise it again (a check stops at the first failure anyway)."""
+        reply = _ask({"op": "calls", **self._address(),
+                      "calls": _encode([[_handles(list(a)), _handles(k)] for a, k in calls])})
+        return _replay(_results(reply, len(calls), "several calls"), len(calls),
+                       lambda item: lambda args, kwargs: _observed(item, list(args), kwargs))
+
+    def chain(self, param, state, grads: list, kwargs: dict, *,
+              init: RemoteCallable | None = None, init_kwargs: dict | None = None) -> list:
         """An optimizer rule's steps in one exchange: the kernel calls this step function on
         ``(param, grad, state)`` for each grad in turn, each time with the previous call's
         ``(new_param, new_state)``, and stops at the first exception or malformed result.
-        Returns one function per step that takes the grader's own copy of that step's
-        arguments, writes back what the call did to them, and returns the result or raises
-        what the student's code raised (one round trip instead of one per step)."""
-        reply = _ask({"op": "chain", **self._address(), "param": _encode(_handles(param)),
-                      "state": _encode(_handles(state)), "grads": _encode(list(grads)),
-                      "kwargs": _encode(_handles(kwargs))})
-        results = reply.get("results")
-        if not isinstance(results, list) or not results or len(results) > len(grads) or not all(
-                isinstance(item, dict) for item in results):
-            raise ObservationError("malformed reply from the kernel: the steps of a chain")
-
-        def step(item):
-            def run(args):
-                if "after" in item:
-                    after = _decode(item["after"])
-                    if not isinstance(after, list) or len(after) != 2:
-                        raise ObservationError("malformed reply from the kernel: the arguments "
-                                               "after a step")
-                    _write_back(list(args), after[0])
-                return _outcome(item, refs=[list(args), kwargs])
-            return run
-
-        steps = [step(item) for item in results]
-        while len(steps) < len(grads):  # the chain stopped: the engine fails at its last step
-            steps.append(steps[-1])
-        return steps
+        With ``init`` (the rule's init function in the kernel), the first state is
+        ``init(param, **init_kwargs)``, called in the same exchange, and the first function
+        returned is that call's. Returns one function per call that takes the grader's own copy
+        of that call's positional arguments, writes back what the call did to them, and returns
+        the result or raises what the student's code raised (one round trip instead of one per
+        call); when the chain stopped early, the calls after it repeat its last (the engine
+        fails there)."""
+        message = {"op": "chain", **self._address(), "param": _encode(_handles(param)),
+                   "grads": _encode(list(grads)), "kwargs": _encode(_handles(kwargs))}
+        if init is not None:
+            message.update(init=init._address(), init_kwargs=_encode(_handles(init_kwargs)))
+        else:
+            message["state"] = _encode(_handles(state))
+        count = len(grads) + (init is not None)
+        items = _results(_ask(message), count, "the steps of a chain")
+        # the keywords are the grader's: only the call's own arguments are written back
+        keywords = [init_kwargs] * (init is not None) + [kwargs] * len(grads)
+        return _replay(list(zip(items, keywords)), count,
+                       lambda pair: lambda args: _observed(pair[0], list(args), pair[1],
+                                                           kwargs_back=False))
 
     def many(self, arglists: list[tuple]) -> list:
         """Thunks, one per argument list, that return the value or raise what the student's
@@ -270,17 +283,37 @@ class RemoteCallable(RemoteObject):
         exception the remaining thunks raise it again."""
         reply = _ask({"op": "map", **self._address(),
                       "args": _encode([list(a) for a in arglists])})
-        results = reply.get("results")
-        if not isinstance(results, list) or len(results) > len(arglists) or not results:
-            raise ObservationError("malformed reply from the kernel: the values of a map")
-        thunks = []
-        for item in results:
-            if not isinstance(item, dict):
-                raise ObservationError("malformed reply from the kernel: a value of a map")
-            thunks.append(lambda item=item: _outcome(item))
-        while len(thunks) < len(arglists):
-            thunks.append(thunks[-1])
-        return thunks
+        return _replay(_results(reply, len(arglists), "the values of a map"), len(arglists),
+                       lambda item: lambda: _outcome(item))
+
+
+def _results(reply: dict, count: int, what: str) -> list[dict]:
+    """The per-call items of a reply to a request for ``count`` calls (at least one)."""
+    results = reply.get("results")
+    if not isinstance(results, list) or not results or len(results) > count or not all(
+            isinstance(item, dict) for item in results):
+        raise ObservationError(f"malformed reply from the kernel: {what}")
+    return results
+
+
+def _replay(results: list[dict], count: int, make) -> list:
+    """One function per call, made by ``make(item)``; calls the kernel did not make (it stopped
+    at an error) repeat the last one's."""
+    functions = [make(item) for item in results]
+    return functions + [functions[-1]] * (count - len(functions))
+
+
+def _observed(item: dict, args: list, kwargs: dict, *, kwargs_back: bool = True):
+    """One call's observation: what the call did to its arguments, written into the grader's
+    copies ``args`` and ``kwargs``; then its result, or the student's exception raised."""
+    if "after" in item:
+        after = _decode(item["after"])
+        if not isinstance(after, list) or len(after) != 2:
+            raise ObservationError("malformed reply from the kernel: the arguments after a call")
+        _write_back(args, after[0])
+        if kwargs_back:
+            _write_back(kwargs, after[1])
+    return _outcome(item, refs=[args, kwargs])
 
 
 def _handles(value):

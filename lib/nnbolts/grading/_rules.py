@@ -186,8 +186,18 @@ def _trajectory(session, spec, student_init, student_step, init_name, step_name,
     init_call = describe_call(init_name, ["param"], (param0,), init_kw)
     ref_state = session.reference(spec.init, clone_value(param0), **init_kw)
     stu_param = clone_value(param0)
-    stu_state = session.student(lambda: student_init(stu_param, **init_kw), where, init_call,
-                                role=init_name)
+    chained = None
+    if isinstance(student_step, _remote.RemoteCallable) and isinstance(
+            student_init, _remote.RemoteCallable):  # init and every step in one exchange
+        chained = session.student(
+            lambda: student_step.chain(clone_value(param0), None, grads, step_kw,
+                                       init=student_init, init_kwargs=init_kw), where,
+            f"{init_name} and {steps} steps of {step_name} from the state it returns",
+            role=step_name)
+        observed_init, chained = chained[0], chained[1:]
+    stu_state = session.student(
+        (lambda: observed_init((stu_param,))) if chained else (
+            lambda: student_init(stu_param, **init_kw)), where, init_call, role=init_name)
     found = compare(ref_state, stu_state, rtol, atol, input_dtype=case.dtype,
                     input_device=case.device)
     if found:
@@ -201,9 +211,8 @@ def _trajectory(session, spec, student_init, student_step, init_name, step_name,
     # -- steps ---------------------------------------------------------------------------
     ref_param, history = clone_value(param0), []
     stu_current = clone_value(param0)
-    chained = None
-    if isinstance(student_step, _remote.RemoteCallable):  # every step in one exchange
-        chained = session.student(
+    if chained is None and isinstance(student_step, _remote.RemoteCallable):
+        chained = session.student(  # a local init (the grader's tests): the steps in one go
             lambda: student_step.chain(stu_current, stu_state, grads, step_kw), where,
             f"{steps} steps of {step_name} from the state your {init_name} returned",
             role=step_name)

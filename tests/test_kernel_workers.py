@@ -1,0 +1,79 @@
+"""The grader's kernel workers (instructor/execute.py ``KernelWorkers``): one process per job
+runs a notebook's kernel and judges its test cells, each with its own zygote; a worker that
+dies is replaced and the notebook it ran is run again; the zygotes end with the pool."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import tempfile
+import time
+
+import nbformat
+import pytest
+
+from instructor.execute import KernelWorkers, Limits
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+
+
+def _nb(source: str) -> nbformat.NotebookNode:
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.add(int(name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline") as f:
+            return f.read()
+    except OSError:  # gone meanwhile
+        return ""
+
+
+def _zygotes(pids) -> list[int]:
+    return [p for p in pids if "student_side.zygote" in _cmdline(p)]
+
+
+def test_workers_run_notebooks_and_survive_a_dead_worker():
+    workers = KernelWorkers(2, (), tempfile.mkdtemp(), zygote=True)
+    try:
+        async def run(source):
+            return await workers.execute(_nb(source), Limits())
+
+        async def both():
+            return await asyncio.gather(run("import os; print(os.getpid() * 0 + 6 * 7)"),
+                                        run("print('second')"))
+
+        (first, outcome), (second, _) = asyncio.run(both())
+        assert first.cells[0].outputs[0]["text"] == "42\n", first.cells[0].outputs
+        assert second.cells[0].outputs[0]["text"] == "second\n"
+        assert not outcome.kernel_died and outcome.seconds > 0
+        # each worker started its own zygote: the grader's process has none
+        assert not _zygotes(_children(os.getpid()))
+        victims = list(workers._pool._processes)
+        os.kill(victims[0], signal.SIGKILL)
+        time.sleep(0.2)
+        again, _ = asyncio.run(run("print('after')"))
+        assert again.cells[0].outputs[0]["text"] == "after\n"
+        assert any("restarted" in w for w in workers.warnings), workers.warnings
+    finally:
+        zygotes = _zygotes(c for p in list(workers._pool._processes) for c in _children(p))
+        workers.close()
+    assert len(zygotes) == 2  # one per worker (the replaced worker's included)
+    end = time.monotonic() + 10
+    while _zygotes(zygotes) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert not _zygotes(zygotes), "a zygote outlived its worker"
