@@ -173,6 +173,16 @@ def _partial_07(release, source, nb):
     return nb
 
 
+def _partial_08(release, source, nb):
+    # tanh' evaluated at the pre-activation (1 - Z1^2: the hidden test names it), the relative
+    # error divided by the analytic gradient's norm only, the parameter count for the evaluations
+    _replace(nb, "mlp_backward", "* (1 - A1 * A1)", '* (1 - cache["Z1"] ** 2)')
+    _replace(nb, "gradient_check", "scale = max(estimate.norm().item(), analytic.norm().item())",
+             "scale = analytic.norm().item()")
+    _replace(nb, "q_evaluations", "return 2 * parameters", "return parameters")
+    return nb
+
+
 # Honest but unusual answers, written differently from the instructor's and from nnbolts: they
 # must get full marks and no flag.
 _HONEST_ADAM = '''\
@@ -487,7 +497,8 @@ def _snoop(release, source, nb):
 NOTEBOOK = {"01-activations": "activations", "02-initializers": "initializers",
             "03-gradient-descent": "gradient_descent",
             "04-adaptive-optimizers": "adaptive_optimizers", "05-schedules": "schedules",
-            "06-minibatch": "minibatch", "07-losses": "losses"}
+            "06-minibatch": "minibatch", "07-losses": "losses",
+            "08-backprop": "backprop"}
 
 
 def _unchanged(release, source, nb):
@@ -503,7 +514,7 @@ STUDENTS: dict[str, dict[str, Callable]] = {
     "partial": {"01-activations": _partial_01, "02-initializers": _partial_02,
                 "03-gradient-descent": _partial_03, "04-adaptive-optimizers": _partial_04,
                 "05-schedules": _partial_05, "06-minibatch": _partial_06,
-                "07-losses": _partial_07},
+                "07-losses": _partial_07, "08-backprop": _partial_08},
     "blank": dict.fromkeys(NOTEBOOK, _release),
     "honest_adam": {"04-adaptive-optimizers": _honest_04},
     "honest_schedules": {"05-schedules": _honest_05},
