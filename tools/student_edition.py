@@ -11,6 +11,9 @@ and the gradebook. Students receive only what is public, in one folder (default
     nnbolts/           a source copy of lib/nnbolts with a pyproject.toml of its own
     requirements.txt   torch, numpy, matplotlib, JupyterLab and ./nnbolts -- no nbgrader
     README.md          the light set-up: a virtual environment, pip install, open the notebooks
+    presubmit.py       the check students run before handing in (tools/presubmit.py), and
+    presubmit.json     what it checks against: the released notebooks' graded cells (hashes,
+                       no source) and the grader's limits, both written by this build
     LICENSE, LICENSE-BOOK
 
 The book is built by Jupyter Book from the repository's sources with a table of contents that
@@ -238,6 +241,61 @@ def requirements() -> list[str]:
     return [f"{name}=={pins[name]}" for name in RUNTIME] + front_end + ["./nnbolts"]
 
 
+def _repo_on_path() -> None:
+    # run as a script (python tools/student_edition.py), the repository root is not on sys.path
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+
+def presubmit_limits() -> dict:
+    """The grader's limits a student's notebook meets, as this course sets them:
+    ``nbgrader_config.py``'s ``GradingPipeline`` (and nbgrader's per-cell timeout), else
+    instructor/limits.py's defaults -- what ``instructor/pipeline.py`` and the intake read."""
+    _repo_on_path()
+    from instructor import course, intake
+    from instructor import limits as defaults
+
+    config = course.load_config()
+    pipe = config.GradingPipeline
+    return {
+        "max_file_mb": intake.limits(config).max_file_bytes / 2**20,
+        "cell_timeout_s": float(config.ExecutePreprocessor.get("timeout",
+                                                               defaults.CELL_TIMEOUT_S)),
+        "submission_timeout_s": float(pipe.get("submission_timeout",
+                                               defaults.SUBMISSION_TIMEOUT_S)),
+        "memory_mb": int(pipe.get("memory_limit_mb", defaults.MEMORY_LIMIT_MB)),
+        "output_chars_per_cell": int(pipe.get("output_chars_per_cell",
+                                              defaults.OUTPUT_CHARS_PER_CELL)),
+        "output_chars_per_notebook": int(pipe.get("output_chars_per_notebook",
+                                                  defaults.OUTPUT_CHARS_PER_NOTEBOOK)),
+    }
+
+
+def older_releases(folder: Path = ROOT / "releases") -> dict:
+    """``{assignment: {release: {notebook: cells}}}`` of the release records (checksums and
+    hashes only, no source) that ``make exercises`` keeps, when there are any."""
+    import json
+
+    found: dict = {}
+    for path in sorted(folder.glob("*/release-*.json")) if folder.is_dir() else []:
+        record = json.loads(path.read_text())
+        found.setdefault(record["assignment"], {})[str(record["release"])] = record["notebooks"]
+    return found
+
+
+def write_presubmit(out: Path) -> None:
+    """The pre-submission check (tools/presubmit.py) and its presubmit.json, made from the
+    edition's notebooks, the release records and the grader's limits."""
+    import json
+
+    _repo_on_path()
+    from tools import presubmit
+
+    shutil.copyfile(ROOT / "tools" / "presubmit.py", out / "presubmit.py")
+    config = presubmit.build_config(out / "exercises", presubmit_limits(), older_releases())
+    (out / presubmit.CONFIG_NAME).write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
+
+
 def write_environment(out: Path) -> None:
     lines = "\n".join(requirements())
     (out / "requirements.txt").write_text(f"""\
@@ -266,6 +324,7 @@ exercise notebooks in which you write the library's functions yourself.
 | `exercises/` | one notebook per assignment: a `YOUR CODE HERE` cell per function, checks to run |
 | `nnbolts/` | the reference library (source), installed by `requirements.txt` |
 | `requirements.txt` | what the notebooks need: torch, numpy, matplotlib, JupyterLab and `nnbolts` |
+| `presubmit.py` | the check to run before you hand a notebook in (with `presubmit.json`) |
 
 ## Set-up
 
@@ -294,6 +353,21 @@ yet" error. The grader runs more checks than the visible ones (every device, `fl
 and signature, do not delete or edit the check cells, and hand in the notebook the way your
 instructor says.
 
+## Before you hand in
+
+In this folder, run
+
+```bash
+.venv/bin/python presubmit.py exercises/05-schedules/schedules.ipynb
+```
+
+on your notebook (or on a folder: `presubmit.py exercises/`). It changes nothing; it tells you
+whether the grader will find the notebook (its name and folder as released: a renamed copy is not
+graded), whether every test cell, read-only cell and answer cell is still there as released (a
+deleted or edited test cell scores 0), whether the file is within the grader's size limit, and
+it prints what decides your score: the time and memory your notebook is run with, and how each
+test cell is decided. Fix each problem it lists, then run it again.
+
 ## Licence
 
 The code (`nnbolts/` and the code in the notebooks and in the book) is under the MIT licence
@@ -321,6 +395,7 @@ def build(out: Path = DEFAULT_OUT, *, book: bool = True, strict: bool = True) ->
     copy_notebooks(out)
     copy_library(out)
     write_environment(out)
+    write_presubmit(out)
     if book:
         build_book(out, strict=strict)
     return out
