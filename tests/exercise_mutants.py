@@ -1650,6 +1650,177 @@ LOSSES = _group(
      "not the right pair"),
 )
 
+_RING = '''
+def ring_all_reduce(tensors, send):
+    k = len(tensors)
+    chunks = [list(t.reshape(-1).clone().tensor_split(k)) for t in tensors]
+    for s in range(k - 1):  # reduce-scatter
+        received = [send(r, {peer}, chunks[r][{scatter}]) for r in range(k)]
+        for r, payload in enumerate(received):
+            dst, c = {peer}, {scatter}
+            chunks[dst][c] = chunks[dst][c] + payload
+    for s in range(k - 1):  # all-gather
+        received = [send(r, {peer}, chunks[r][{gather}]) for r in range(k)]
+        for r, payload in enumerate(received):
+            dst, c = {peer}, {gather}
+            chunks[dst][c] = {store}
+    return [torch.cat(c).reshape(tensors[0].shape) for c in chunks]
+'''
+"""The ring all-reduce of exercise 09 with its neighbour, its chunk schedule and what the
+all-gather does with a chunk as slots."""
+
+
+SCALING = _group(
+    "09-scaling",
+    ("shard", "strided", """
+        def shard(X, y, rank, world_size):
+            return X[rank::world_size], y[rank::world_size]
+        """, "rank 0 gets rows 0-2"),
+    ("shard", "floor-blocks-rest-last", """
+        def shard(X, y, rank, world_size):
+            size = X.shape[0] // world_size
+            end = X.shape[0] if rank == world_size - 1 else (rank + 1) * size
+            return X[rank * size:end], y[rank * size:end]
+        """, "one row longer"),
+    ("shard", "torch-chunk", """
+        def shard(X, y, rank, world_size):
+            return X.chunk(world_size)[rank], y.chunk(world_size)[rank]
+        """, "one row longer"),
+    ("shard", "floor-blocks-rows-lost", """
+        def shard(X, y, rank, world_size):
+            size = X.shape[0] // world_size
+            return X[rank * size:(rank + 1) * size], y[rank * size:(rank + 1) * size]
+        """, "one row longer"),
+    ("sharded_gradient", "plain-average", """
+        def sharded_gradient(model, loss_fn, X, y, world_size):
+            params = list(model.parameters())
+            total = [torch.zeros_like(p) for p in params]
+            shards = [shard(X, y, r, world_size) for r in range(world_size)]
+            shards = [(a, b) for a, b in shards if a.shape[0] > 0]
+            for X_r, y_r in shards:
+                for t, g in zip(total, torch.autograd.grad(loss_fn(model(X_r), y_r), params)):
+                    t += g / len(shards)
+            return total
+        """, "the plain average weights the rows unequally"),
+    ("sharded_gradient", "sum-of-means", """
+        def sharded_gradient(model, loss_fn, X, y, world_size):
+            params = list(model.parameters())
+            total = [torch.zeros_like(p) for p in params]
+            for r in range(world_size):
+                X_r, y_r = shard(X, y, r, world_size)
+                if X_r.shape[0] > 0:
+                    for t, g in zip(total, torch.autograd.grad(loss_fn(model(X_r), y_r), params)):
+                        t += g
+            return total
+        """, "each shard's gradient is already a mean"),
+    ("sharded_gradient", "sizes-not-shares", """
+        def sharded_gradient(model, loss_fn, X, y, world_size):
+            params = list(model.parameters())
+            total = [torch.zeros_like(p) for p in params]
+            for r in range(world_size):
+                X_r, y_r = shard(X, y, r, world_size)
+                if X_r.shape[0] > 0:
+                    for t, g in zip(total, torch.autograd.grad(loss_fn(model(X_r), y_r), params)):
+                        t += g * X_r.shape[0]
+            return total
+        """, "divide by the n rows of the global batch"),
+    ("sharded_gradient", "weighted-then-averaged", """
+        def sharded_gradient(model, loss_fn, X, y, world_size):
+            params = list(model.parameters())
+            total = [torch.zeros_like(p) for p in params]
+            for r in range(world_size):
+                X_r, y_r = shard(X, y, r, world_size)
+                if X_r.shape[0] > 0:
+                    for t, g in zip(total, torch.autograd.grad(loss_fn(model(X_r), y_r), params)):
+                        t += g * (X_r.shape[0] / X.shape[0]) / world_size
+            return total
+        """, None),
+    ("sharded_gradient", "stale-grad", """
+        def sharded_gradient(model, loss_fn, X, y, world_size):
+            total = [torch.zeros_like(p) for p in model.parameters()]
+            for r in range(world_size):
+                X_r, y_r = shard(X, y, r, world_size)
+                if X_r.shape[0] > 0:
+                    (loss_fn(model(X_r), y_r) * (X_r.shape[0] / X.shape[0])).backward()
+            return [p.grad.clone() for p in model.parameters()]
+        """, "what an earlier step left there must not count"),
+    ("accumulated_gradient", "unscaled", """
+        def accumulated_gradient(model, loss_fn, X, y, micro_batch):
+            model.zero_grad()
+            for start in range(0, X.shape[0], micro_batch):
+                X_j, y_j = X[start:start + micro_batch], y[start:start + micro_batch]
+                loss_fn(model(X_j), y_j).backward()
+            return [p.grad.clone() for p in model.parameters()]
+        """, "twice too large"),
+    ("accumulated_gradient", "divided-by-count", """
+        def accumulated_gradient(model, loss_fn, X, y, micro_batch):
+            model.zero_grad()
+            count = math.ceil(X.shape[0] / micro_batch)
+            for start in range(0, X.shape[0], micro_batch):
+                (loss_fn(model(X[start:start + micro_batch]), y[start:start + micro_batch])
+                 / count).backward()
+            return [p.grad.clone() for p in model.parameters()]
+        """, "dividing by the number of micro-batches"),
+    ("accumulated_gradient", "zeroed-inside-the-loop", """
+        def accumulated_gradient(model, loss_fn, X, y, micro_batch):
+            n = X.shape[0]
+            for start in range(0, n, micro_batch):
+                model.zero_grad()
+                X_j, y_j = X[start:start + micro_batch], y[start:start + micro_batch]
+                (loss_fn(model(X_j), y_j) * (X_j.shape[0] / n)).backward()
+            return [p.grad.clone() for p in model.parameters()]
+        """, None),
+    ("accumulated_gradient", "not-zeroed-first", """
+        def accumulated_gradient(model, loss_fn, X, y, micro_batch):
+            n = X.shape[0]
+            for start in range(0, n, micro_batch):
+                X_j, y_j = X[start:start + micro_batch], y[start:start + micro_batch]
+                (loss_fn(model(X_j), y_j) * (X_j.shape[0] / n)).backward()
+            return [p.grad.clone() for p in model.parameters()]
+        """, "what an earlier step left there must not count"),
+    ("ring_all_reduce", "no-messages", """
+        def ring_all_reduce(tensors, send):
+            total = torch.stack(list(tensors)).sum(0)
+            return [total.clone() for _ in tensors]
+        """, "the sum must travel through send"),
+    ("ring_all_reduce", "left-neighbour", _RING.format(
+        peer="(r - 1) % k", scatter="(r + s) % k", gather="(r + s - 1) % k",
+        store="payload.clone()"), "right neighbour"),
+    ("ring_all_reduce", "no-all-gather", _RING.format(
+        peer="(r + 1) % k", scatter="(r - s) % k", gather="(r + 1 - s) % k",
+        store="payload.clone()").replace("for s in range(k - 1):  # all-gather",
+                                         "for s in range(0):  # all-gather"),
+     "every worker holds the sum"),
+    ("ring_all_reduce", "all-gather-adds", _RING.format(
+        peer="(r + 1) % k", scatter="(r - s) % k", gather="(r + 1 - s) % k",
+        store="chunks[dst][c] + payload"), "do not add it"),
+    ("ring_all_reduce", "inputs-modified", _RING.format(
+        peer="(r + 1) % k", scatter="(r - s) % k", gather="(r + 1 - s) % k",
+        store="payload.clone()").replace("t.reshape(-1).clone()", "t.reshape(-1)").replace(
+            "chunks[dst][c] = chunks[dst][c] + payload", "chunks[dst][c] += payload"),
+     "leave the inputs unchanged"),
+    ("ring_all_reduce", "torch-chunk", _RING.format(
+        peer="(r + 1) % k", scatter="(r - s) % k", gather="(r + 1 - s) % k",
+        store="payload.clone()").replace(".tensor_split(k)", ".chunk(k)"), None),
+    ("scaled_rate", "ratio-of-workers", _answer("scaled_rate", "0.2 * 24 / 4"),
+     "not the right value"),
+    ("scaled_rate", "per-worker-batch", _answer("scaled_rate", "0.2 * 32 / 64"),
+     "not the right value"),
+    ("scaled_rate", "unchanged", _answer("scaled_rate", "0.2"), "not the right value"),
+    ("ring_bytes", "twice-the-gradient", _answer("ring_bytes", "2 * 25_000_000 * 4"),
+     "not the right value"),
+    ("ring_bytes", "numbers-not-bytes", _answer("ring_bytes", "2 * 7 / 8 * 25_000_000"),
+     "not the right value"),
+    ("ring_bytes", "one-phase", _answer("ring_bytes", "7 / 8 * 25_000_000 * 4"),
+     "not the right value"),
+    ("allreduce_seconds", "no-latency", _answer("allreduce_seconds", "1.5 * 1e8 / 1e10"),
+     "not the right value"),
+    ("allreduce_seconds", "one-latency", _answer("allreduce_seconds", "20e-6 + 1.5 * 1e8 / 1e10"),
+     "not the right value"),
+    ("allreduce_seconds", "whole-gradient-per-step",
+     _answer("allreduce_seconds", "6 * 20e-6 + 6 * 1e8 / 1e10"), "not the right value"),
+)
+
 BACKPROP = _group(
     "08-backprop",
     ("mlp_forward", "no-bias", """
@@ -1861,9 +2032,12 @@ CONTROLS = [
     Mutant("06-minibatch", "train_with_early_stopping", "template", textwrap.dedent(_train())),
     Mutant("06-minibatch", "save_checkpoint", "template", textwrap.dedent(_save())),
     Mutant("06-minibatch", "load_checkpoint", "template", textwrap.dedent(_load())),
+    Mutant("09-scaling", "ring_all_reduce", "template", _RING.format(
+        peer="(r + 1) % k", scatter="(r - s) % k", gather="(r + 1 - s) % k",
+        store="payload.clone()")),
 ]
 """The templates filled with the right slots: correct implementations, so each must score full
 marks, and a mutant made from a template fails because of its one wrong slot."""
 
 MUTANTS: list[Mutant] = [*ACTIVATIONS, *INITIALIZERS, *GRADIENT_DESCENT, *ADAPTIVE, *SCHEDULES,
-                         *MINIBATCH, *LOSSES, *BACKPROP]
+                         *MINIBATCH, *LOSSES, *SCALING, *BACKPROP]

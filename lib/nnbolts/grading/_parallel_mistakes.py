@@ -232,7 +232,8 @@ def parallel_mistakes():
         Mistake("every k-th row (rank::world_size) instead of a block of consecutive rows",
                 "worker rank gets a block of consecutive rows of the global batch, as "
                 "minibatches shards it; striding is DistributedSampler's order",
-                _strided, applies=lambda X, y, rank, world_size: world_size > 1),
+                _strided, applies=lambda X, y, rank, world_size: len(range(
+                    rank, X.shape[0], world_size)) > 1),  # one row: a block of one, too
         Mistake("blocks of n // k rows, the rest to the last worker",
                 "the first n mod k workers get one row more than the others (tensor_split): "
                 "the sizes differ by at most one", _floor_blocks_rest_last, applies=_uneven),
