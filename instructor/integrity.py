@@ -130,8 +130,9 @@ def load_reference(gradebook, assignment: str, notebook: str, release_path,
             grade=sc.name in points, solution=sc.name in solutions, task=sc.name in task_points,
             points=points.get(sc.name, task_points.get(sc.name))))
     return Reference(cells=cells, kernelspec=dict(release.metadata.get("kernelspec", {})),
-                     release=release, assignment=assignment, notebook=notebook, records=records,
-                     current=releases.notebook_cells(release) if records is not None else [])
+                     release=release, assignment=assignment, notebook=notebook,
+                     records=records or None,  # (none recorded: ids cannot be checked)
+                     current=releases.notebook_cells(release) if records else [])
 
 
 MAX_NOTEBOOK_BYTES = 50 * 2**20

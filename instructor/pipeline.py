@@ -83,6 +83,7 @@ import nbformat
 from instructor import course, feedback, intake, integrity, manual, policy, similarity, trusted
 from instructor import limits as defaults
 from instructor.execute import Limits, Zygote, execute
+from instructor.releases import RELEASES
 from instructor.releases import load as release_records
 from student_side import sandbox
 
@@ -188,10 +189,11 @@ def apply_policy(jobs: list[Job], notebooks: dict, max_chars: int | None = None)
                 job.flags.append(f"test cell {gid!r}: {found.zero[gid]}")
 
 
-def prepare(config, jobs: list[Job],
-            limits: intake.IntakeLimits | None = None) -> tuple[dict, dict]:
+def prepare(config, jobs: list[Job], limits: intake.IntakeLimits | None = None,
+            releases_root: Path | None = None) -> tuple[dict, dict]:
     """Phase a: read (``instructor/intake.py``) and restore every notebook against the gradebook;
-    one that could not be collected or read is graded as the blank release, flagged.
+    one that could not be collected or read is graded as the blank release, flagged. Release
+    records (``instructor/releases.py``) are read from ``releases_root`` (``releases/``).
 
     Returns ``{label: notebook}`` and ``{label: names of the graded functions}``.
     """
@@ -206,7 +208,9 @@ def prepare(config, jobs: list[Job],
             if key not in references:
                 release = course.release_notebooks(config, job.assignment)[job.notebook]
                 references[key] = integrity.load_reference(gb, job.assignment, job.notebook,
-                                                           release, release_records(job.assignment))
+                                                           release, release_records(
+                                                               job.assignment, releases_root
+                                                               or RELEASES))
             ref = references[key]
             if not job.path:  # not collected: the reason is in its flags
                 prepared[job.label] = integrity.blank_submission(ref, "the submitted file could "
@@ -691,7 +695,9 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
           f"{intake_limits.described}", flush=True)
 
     t0 = time.monotonic()
-    notebooks, graded = prepare(config, jobs, intake_limits)
+    # the release records beside the assignments' sources (releases/ beside solutions/)
+    notebooks, graded = prepare(config, jobs, intake_limits, Path(
+        getattr(args, "solutions", None) or course.SOLUTIONS).resolve().parent / "releases")
     if zygote is not None and not zygote.wait_ready(limits.startup_timeout):
         print("the kernel zygote did not start; starting every kernel from scratch",
               file=sys.stderr)
@@ -807,7 +813,6 @@ def print_report(report: dict) -> None:
         for sub in older:
             print(f"  {shown(sub['student'])}/{shown(sub['assignment'])}/"
                   f"{shown(sub['notebook'])}: {intake.shown_text(sub['release'])}")
-    print_manual(report)
     flagged = [s for s in report["submissions"] if s["flags"]]
     print()
     print(f"Flagged submissions: {len(flagged)}")

@@ -285,11 +285,10 @@ def test_a_cell_removed_in_a_later_release_is_dropped_silently(tmp_path):
 
 
 GRADE = """
-import functools, sys
+import sys
 from pathlib import Path
-from instructor import pipeline, releases
-tmp = Path(sys.argv[1])
-pipeline.release_records = functools.partial(releases.load, root=tmp / "releases")
+from instructor import pipeline
+tmp = Path(sys.argv[1])  # its releases/ beside its solutions/
 sys.exit(pipeline.main(["grade", "--submissions", str(tmp / "submissions"), "--jobs", "1",
                         "--solutions", str(tmp / "solutions"),
                         "--course-dir", str(tmp / "course"), "--grades-csv",
@@ -345,3 +344,14 @@ def test_grading_a_class_across_a_change_of_the_assignment(tmp_path, caplog):
     feedback = (tmp_path / "course" / "feedback" / "early" / ASSIGNMENT
                 / f"{NOTEBOOK}.html").read_text()
     assert "made from release 1" in feedback
+
+
+def test_without_any_record_ids_are_not_checked(course_v2):
+    """A course whose records are missing grades every submission as before, without
+    accusing every notebook of an unknown id."""
+    config = course.load_config(course_v2["tmp"] / "course")
+    release = course.release_notebooks(config, ASSIGNMENT)[NOTEBOOK]
+    with Gradebook(config.CourseDirectory.db_url, config.CourseDirectory.course_id) as gb:
+        ref = integrity.load_reference(gb, ASSIGNMENT, NOTEBOOK, release, [])
+    result = integrity.prepare(_answer(course_v2["v1"]), ref)
+    assert [i.kind for i in result.issues] == ["deleted"]
