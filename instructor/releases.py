@@ -254,10 +254,18 @@ def resolve(nb, assignment: str, notebook: str, records: list[dict],
         later[entry["grade_id"]] = added
     graded = [g for g in later if any(c["grade_id"] == g and c["kind"] in ("test", "manual")
                                       for c in current)]
+    now = {c["grade_id"]: c.get("normalized") for c in current}
+    changed = [c["grade_id"] for c in cells if c["kind"] in LOCKED_KINDS
+               and c["grade_id"] in now and now[c["grade_id"]] != c["normalized"]]
     note = f"made from release {rec['release']}"
     if graded:
         note += (f": {len(graded)} test cell(s) added since score 0 ("
                  + ", ".join(repr(g) for g in graded) + ")")
+    if changed:
+        # its cells as that release wrote them, graded by the current hidden tests: a question
+        # whose wording or key changed deserves a look
+        note += ("; changed since, graded with the current checks: "
+                 + ", ".join(repr(g) for g in changed))
     return Resolution(older=cells, number=rec["release"], later=later, note=note)
 
 

@@ -355,3 +355,14 @@ def test_without_any_record_ids_are_not_checked(course_v2):
         ref = integrity.load_reference(gb, ASSIGNMENT, NOTEBOOK, release, [])
     result = integrity.prepare(_answer(course_v2["v1"]), ref)
     assert [i.kind for i in result.issues] == ["deleted"]
+
+
+def test_cells_changed_since_are_named_in_the_note(tmp_path):
+    """Release 2 rewords the read-only setup cell: a release-1 submission is not flagged for it,
+    and the note names the cell (it was graded with the current checks)."""
+    v1, _ = _build(tmp_path, "a", source(triple=False))
+    _build(tmp_path, "b", source(triple=False, setup="import math\nimport cmath"))
+    result = integrity.prepare(_answer(v1), _reference(tmp_path))
+    assert result.issues == [] and _zeroed(result.nb) == {}
+    assert result.release == ("made from release 1; changed since, graded with the current "
+                              "checks: 'setup'")
