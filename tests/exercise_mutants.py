@@ -1821,98 +1821,64 @@ SCALING = _group(
      _answer("allreduce_seconds", "6 * 20e-6 + 6 * 1e8 / 1e10"), "not the right value"),
 )
 
+def _mlp_forward(z1='X @ params["W1"].T + params["b1"]', a1="torch.tanh(Z1)",
+                 z2='A1 @ params["W2"].T + params["b2"]',
+                 cache='{"X": X, "Z1": Z1, "A1": A1, "Z2": Z2}'):
+    return f"""\
+def mlp_forward(X, params):
+    Z1 = {z1}
+    A1 = {a1}
+    Z2 = {z2}
+    return Z2, {cache}
+"""
+
+
+def _mlp_backward(probs="torch.softmax(Z2, dim=1)",
+                  g2="(probs - F.one_hot(targets, Z2.shape[1]).to(Z2.dtype)) / X.shape[0]",
+                  g1='(G2 @ params["W2"]) * (1 - A1 * A1)',
+                  grads='{"W1": G1.T @ X, "b1": G1.sum(0), "W2": G2.T @ A1, "b2": G2.sum(0)}'):
+    return f"""\
+def mlp_backward(cache, params, targets):
+    X, Z1, A1, Z2 = cache["X"], cache["Z1"], cache["A1"], cache["Z2"]
+    probs = {probs}
+    G2 = {g2}
+    G1 = {g1}
+    return {grads}
+"""
+"""Exercise 08's forward and backward passes as slots: each mutant fills one wrongly."""
+
+
 BACKPROP = _group(
     "08-backprop",
-    ("mlp_forward", "no-bias", """
-        def mlp_forward(X, params):
-            Z1 = X @ params["W1"].T
-            A1 = torch.tanh(Z1)
-            Z2 = A1 @ params["W2"].T
-            return Z2, {"X": X, "Z1": Z1, "A1": A1, "Z2": Z2}
-        """, "a bias left out"),
-    ("mlp_forward", "tanh-on-output", """
-        def mlp_forward(X, params):
-            Z1 = X @ params["W1"].T + params["b1"]
-            A1 = torch.tanh(Z1)
-            Z2 = torch.tanh(A1 @ params["W2"].T + params["b2"])
-            return Z2, {"X": X, "Z1": Z1, "A1": A1, "Z2": Z2}
-        """, "tanh is applied to the output as well"),
-    ("mlp_forward", "relu-hidden", """
-        def mlp_forward(X, params):
-            Z1 = X @ params["W1"].T + params["b1"]
-            A1 = torch.relu(Z1)
-            Z2 = A1 @ params["W2"].T + params["b2"]
-            return Z2, {"X": X, "Z1": Z1, "A1": A1, "Z2": Z2}
-        """, "the hidden layer uses a ReLU instead of tanh"),
-    ("mlp_forward", "cache-pre-activation", """
-        def mlp_forward(X, params):
-            Z1 = X @ params["W1"].T + params["b1"]
-            Z2 = torch.tanh(Z1) @ params["W2"].T + params["b2"]
-            return Z2, {"X": X, "Z1": Z1, "A1": Z1, "Z2": Z2}
-        """, "the cache's A1 is tanh(Z1)"),
-    ("mlp_forward", "weights-not-transposed", """
-        def mlp_forward(X, params):
-            Z1 = X @ params["W1"] + params["b1"]
-            A1 = torch.tanh(Z1)
-            Z2 = A1 @ params["W2"] + params["b2"]
-            return Z2, {"X": X, "Z1": Z1, "A1": A1, "Z2": Z2}
-        """, None),
-    ("mlp_backward", "no-1/N", """
-        def mlp_backward(cache, params, targets):
-            X, A1, Z2 = cache["X"], cache["A1"], cache["Z2"]
-            probs = torch.softmax(Z2, dim=1)
-            G2 = probs - F.one_hot(targets, Z2.shape[1]).to(Z2.dtype)
-            G1 = (G2 @ params["W2"]) * (1 - A1 * A1)
-            return {"W1": G1.T @ X, "b1": G1.sum(0), "W2": G2.T @ A1, "b2": G2.sum(0)}
-        """, "the 1/N of the mean is missing"),
-    ("mlp_backward", "derivative-at-Z1", """
-        def mlp_backward(cache, params, targets):
-            X, Z1, A1, Z2 = cache["X"], cache["Z1"], cache["A1"], cache["Z2"]
-            probs = torch.softmax(Z2, dim=1)
-            G2 = (probs - F.one_hot(targets, Z2.shape[1]).to(Z2.dtype)) / X.shape[0]
-            G1 = (G2 @ params["W2"]) * (1 - Z1 * Z1)
-            return {"W1": G1.T @ X, "b1": G1.sum(0), "W2": G2.T @ A1, "b2": G2.sum(0)}
-        """, "evaluated at the pre-activation"),
-    ("mlp_backward", "no-derivative", """
-        def mlp_backward(cache, params, targets):
-            X, A1, Z2 = cache["X"], cache["A1"], cache["Z2"]
-            probs = torch.softmax(Z2, dim=1)
-            G2 = (probs - F.one_hot(targets, Z2.shape[1]).to(Z2.dtype)) / X.shape[0]
-            G1 = G2 @ params["W2"]
-            return {"W1": G1.T @ X, "b1": G1.sum(0), "W2": G2.T @ A1, "b2": G2.sum(0)}
-        """, "the derivative of the hidden activation is missing"),
-    ("mlp_backward", "activation-for-derivative", """
-        def mlp_backward(cache, params, targets):
-            X, A1, Z2 = cache["X"], cache["A1"], cache["Z2"]
-            probs = torch.softmax(Z2, dim=1)
-            G2 = (probs - F.one_hot(targets, Z2.shape[1]).to(Z2.dtype)) / X.shape[0]
-            G1 = (G2 @ params["W2"]) * A1
-            return {"W1": G1.T @ X, "b1": G1.sum(0), "W2": G2.T @ A1, "b2": G2.sum(0)}
-        """, "the activation is used instead of its derivative"),
-    ("mlp_backward", "sign-flipped", """
-        def mlp_backward(cache, params, targets):
-            X, A1, Z2 = cache["X"], cache["A1"], cache["Z2"]
-            probs = torch.softmax(Z2, dim=1)
-            G2 = (F.one_hot(targets, Z2.shape[1]).to(Z2.dtype) - probs) / X.shape[0]
-            G1 = (G2 @ params["W2"]) * (1 - A1 * A1)
-            return {"W1": G1.T @ X, "b1": G1.sum(0), "W2": G2.T @ A1, "b2": G2.sum(0)}
-        """, "the sign is flipped"),
-    ("mlp_backward", "transposes-swapped", """
-        def mlp_backward(cache, params, targets):
-            X, A1, Z2 = cache["X"], cache["A1"], cache["Z2"]
-            probs = torch.softmax(Z2, dim=1)
-            G2 = (probs - F.one_hot(targets, Z2.shape[1]).to(Z2.dtype)) / X.shape[0]
-            G1 = (G2 @ params["W2"]) * (1 - A1 * A1)
-            return {"W1": X.T @ G1, "b1": G1.sum(0), "W2": A1.T @ G2, "b2": G2.sum(0)}
-        """, "a transpose swapped"),
-    ("mlp_backward", "no-max-shift", """
-        def mlp_backward(cache, params, targets):
-            X, A1, Z2 = cache["X"], cache["A1"], cache["Z2"]
-            probs = torch.exp(Z2) / torch.exp(Z2).sum(dim=1, keepdim=True)
-            G2 = (probs - F.one_hot(targets, Z2.shape[1]).to(Z2.dtype)) / X.shape[0]
-            G1 = (G2 @ params["W2"]) * (1 - A1 * A1)
-            return {"W1": G1.T @ X, "b1": G1.sum(0), "W2": G2.T @ A1, "b2": G2.sum(0)}
-        """, "non-finite"),
+    ("mlp_forward", "no-bias", _mlp_forward(z1='X @ params["W1"].T',
+                                            z2='A1 @ params["W2"].T'), "a bias left out"),
+    ("mlp_forward", "tanh-on-output",
+     _mlp_forward(z2='torch.tanh(A1 @ params["W2"].T + params["b2"])'),
+     "tanh is applied to the output as well"),
+    ("mlp_forward", "relu-hidden", _mlp_forward(a1="torch.relu(Z1)"),
+     "the hidden layer uses a ReLU instead of tanh"),
+    ("mlp_forward", "cache-pre-activation",
+     _mlp_forward(cache='{"X": X, "Z1": Z1, "A1": Z1, "Z2": Z2}'), "the cache's A1 is tanh(Z1)"),
+    ("mlp_forward", "weights-not-transposed",
+     _mlp_forward(z1='X @ params["W1"] + params["b1"]', z2='A1 @ params["W2"] + params["b2"]'),
+     None),
+    ("mlp_backward", "no-1/N",
+     _mlp_backward(g2="probs - F.one_hot(targets, Z2.shape[1]).to(Z2.dtype)"),
+     "the 1/N of the mean is missing"),
+    ("mlp_backward", "derivative-at-Z1", _mlp_backward(g1='(G2 @ params["W2"]) * (1 - Z1 * Z1)'),
+     "evaluated at the pre-activation"),
+    ("mlp_backward", "no-derivative", _mlp_backward(g1='G2 @ params["W2"]'),
+     "the derivative of the hidden activation is missing"),
+    ("mlp_backward", "activation-for-derivative", _mlp_backward(g1='(G2 @ params["W2"]) * A1'),
+     "the activation is used instead of its derivative"),
+    ("mlp_backward", "sign-flipped",
+     _mlp_backward(g2="(F.one_hot(targets, Z2.shape[1]).to(Z2.dtype) - probs) / X.shape[0]"),
+     "the sign is flipped"),
+    ("mlp_backward", "transposes-swapped",
+     _mlp_backward(grads='{"W1": X.T @ G1, "b1": G1.sum(0), "W2": A1.T @ G2, "b2": G2.sum(0)}'),
+     "a transpose swapped"),
+    ("mlp_backward", "no-max-shift",
+     _mlp_backward(probs="torch.exp(Z2) / torch.exp(Z2).sum(dim=1, keepdim=True)"), "non-finite"),
     ("mlp_backward", "autograd", """
         def mlp_backward(cache, params, targets):
             leaves = {k: v.detach().clone().requires_grad_() for k, v in params.items()}
@@ -2021,6 +1987,8 @@ BACKPROP = _group(
 )
 
 CONTROLS = [
+    Mutant("08-backprop", "mlp_forward", "template", _mlp_forward()),
+    Mutant("08-backprop", "mlp_backward", "template", _mlp_backward()),
     Mutant("04-adaptive-optimizers", "adagrad_step", "template", textwrap.dedent(_adagrad())),
     Mutant("04-adaptive-optimizers", "rmsprop_step", "template", textwrap.dedent(_rmsprop())),
     Mutant("04-adaptive-optimizers", "adam_step", "template", textwrap.dedent(_adam())),

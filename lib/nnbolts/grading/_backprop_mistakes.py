@@ -53,15 +53,10 @@ def _forward_difference(f, x, h=1e-6):
     return grad.view_as(x)
 
 
-def _central(f, x, h=1e-6, *, divide=2.0):
-    flat = x.detach().reshape(-1)
-    grad = torch.empty_like(flat)
-    for i in range(flat.numel()):
-        plus, minus = flat.clone(), flat.clone()
-        plus[i] += h
-        minus[i] -= h
-        grad[i] = (f(plus.view_as(x)) - f(minus.view_as(x))) / (divide * h)
-    return grad.view_as(x)
+def _central(f, x, h=1e-6):
+    from nnbolts.backprop import numerical_gradient
+
+    return numerical_gradient(f, x, h)
 
 
 def _all_at_once(f, x, h=1e-6):
@@ -127,7 +122,7 @@ def backprop_mistakes():
                 "order h², the forward difference's of order h", _forward_difference),
         Mistake("the central difference is divided by h instead of 2h",
                 "the two points x + h eᵢ and x − h eᵢ are 2h apart",
-                lambda f, x, h=1e-6: _central(f, x, h, divide=1.0)),
+                lambda f, x, h=1e-6: 2 * _central(f, x, h)),
         Mistake("every coordinate is perturbed at once",
                 "perturb one coordinate at a time (x ± h eᵢ): moving all of them gives a "
                 "directional derivative, the same number everywhere", _all_at_once,
