@@ -1734,7 +1734,7 @@ SCALING = _group(
                     for t, g in zip(total, torch.autograd.grad(loss_fn(model(X_r), y_r), params)):
                         t += g * (X_r.shape[0] / X.shape[0]) / world_size
             return total
-        """, None),
+        """, "do not divide by k as well"),
     ("sharded_gradient", "stale-grad", """
         def sharded_gradient(model, loss_fn, X, y, world_size):
             total = [torch.zeros_like(p) for p in model.parameters()]

@@ -180,24 +180,14 @@ def _combine(parts, weight, params):
     return total
 
 
-def _plain_average(model, loss_fn, X, y, world_size):
-    parts = _shard_gradients(model, loss_fn, X, y, world_size)
-    return _combine(parts, lambda size: 1 / len(parts), list(model.parameters()))
-
-
-def _plain_average_of_k(model, loss_fn, X, y, world_size):
-    parts = _shard_gradients(model, loss_fn, X, y, world_size)
-    return _combine(parts, lambda size: 1 / world_size, list(model.parameters()))
-
-
-def _plain_sum(model, loss_fn, X, y, world_size):
-    parts = _shard_gradients(model, loss_fn, X, y, world_size)
-    return _combine(parts, lambda size: 1.0, list(model.parameters()))
-
-
-def _weighted_by_size(model, loss_fn, X, y, world_size):
-    parts = _shard_gradients(model, loss_fn, X, y, world_size)
-    return _combine(parts, lambda size: float(size), list(model.parameters()))
+def _sharded(weight):
+    """A sharded gradient whose shard of b_r rows counts with ``weight(b_r, n, shards, k)``
+    (``shards``: the non-empty ones)."""
+    def fn(model, loss_fn, X, y, world_size):
+        parts = _shard_gradients(model, loss_fn, X, y, world_size)
+        return _combine(parts, lambda size: weight(size, X.shape[0], len(parts), world_size),
+                        list(model.parameters()))
+    return fn
 
 
 def _micro_gradients(model, loss_fn, X, y, micro_batch):
@@ -247,17 +237,22 @@ def parallel_mistakes():
     sharded_gradient = [
         Mistake("the plain average of the shards' gradients",
                 "with unequal shards the plain average weights the rows unequally: weight "
-                "shard r's gradient by its share of the rows, b_r / n", _plain_average),
+                "shard r's gradient by its share of the rows, b_r / n",
+                _sharded(lambda size, n, shards, k: 1 / shards)),
         Mistake("the plain average over k workers, empty shards included",
                 "weight shard r's gradient by its share of the rows, b_r / n",
-                _plain_average_of_k),
+                _sharded(lambda size, n, shards, k: 1 / k)),
         Mistake("the sum of the shards' gradients",
                 "each shard's gradient is already a mean over its b_r rows: weight it by "
-                "b_r / n instead of adding them up", _plain_sum,
+                "b_r / n instead of adding them up", _sharded(lambda size, n, shards, k: 1.0),
                 applies=lambda model, loss_fn, X, y, world_size: world_size > 1),
         Mistake("the shards' gradients weighted by their sizes b_r, not by b_r / n",
                 "divide by the n rows of the global batch: the weights b_r / n sum to 1",
-                _weighted_by_size),
+                _sharded(lambda size, n, shards, k: float(size))),
+        Mistake("the weighted sum divided by k once more",
+                "the weights b_r / n already sum to 1: do not divide by k as well",
+                _sharded(lambda size, n, shards, k: size / n / k),
+                applies=lambda model, loss_fn, X, y, world_size: world_size > 1),
     ]
     accumulated_gradient = [
         Mistake("the micro-batches' losses are not scaled",
