@@ -54,7 +54,10 @@ def _child(request: dict) -> None:
             sys.path[:] = [p for p in sys.path if p and not sandbox.course_folder(p)]
             from ipykernel.kernelapp import IPKernelApp
 
-            IPKernelApp.launch_instance(argv=["-f", request["connection_file"]])
+            # no SQLite history: a database file written in the scratch home by every kernel,
+            # about 20 ms of its start; the input history stays in memory (In, _i)
+            IPKernelApp.launch_instance(argv=["-f", request["connection_file"],
+                                              "--HistoryManager.enabled=False"])
 
         sandbox.supervise(spec, kernel)
     except BaseException:  # whatever happens, the child must not return
@@ -74,7 +77,11 @@ def _child(request: dict) -> None:
 WARM = ("torch._dynamo",
         # every kernel builds an ipykernel Debugger, whose module imports debugpy and pydevd:
         # 0.09 s of each kernel's start, no thread, no trace function
-        "ipykernel.debugger")
+        "ipykernel.debugger",
+        # what IPKernelApp.initialize imports otherwise in every kernel (pdb, the completer,
+        # the store magic, tornado's asyncio bridge): about 20 ms of each start
+        "IPython.core.debugger", "IPython.core.completerlib", "IPython.extensions.storemagic",
+        "tornado.platform.asyncio", "faulthandler")
 
 
 def main(preload: list[str]) -> None:
