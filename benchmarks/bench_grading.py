@@ -77,6 +77,7 @@ class Run:
     scores: dict  # {(student, assignment): score or None}
     notes: dict = field(default_factory=dict)  # {(student, assignment): what went wrong}
     autograde: float | None = None  # the pipeline's prepare + execute + record
+    timings: dict = field(default_factory=dict)  # the pipeline's report: seconds per step
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,7 +309,7 @@ def run_pipeline(submissions: Path, work: Path, jobs: int, timeout: float) -> Ru
             notes[key] = f"{len(sub['flags'])} flag(s): {sub['flags'][0][:70]}"
     t = report["timings"]
     # prepare, then execution and recording until the last assignment is recorded (they overlap)
-    return Run(seconds, scores, notes, autograde=t["prepare"] + t["recorded"])
+    return Run(seconds, scores, notes, autograde=t["prepare"] + t["recorded"], timings=t)
 
 
 # --------------------------------------------------------------------------------------------
@@ -321,7 +322,7 @@ def median_run(runs: list[Run]) -> Run:
     middle = sorted(runs, key=lambda r: r.seconds)[(len(runs) - 1) // 2]
     autograde = [r.autograde for r in runs if r.autograde is not None]
     return Run(statistics.median(r.seconds for r in runs), middle.scores, middle.notes,
-               statistics.median(autograde) if autograde else None)
+               statistics.median(autograde) if autograde else None, middle.timings)
 
 
 def main(argv=None) -> int:
@@ -445,6 +446,11 @@ def report(chosen, notebooks: int, best: dict[str, Run], everyone: bool) -> None
           f"last assignment is recorded) took "
           f"{one.autograde:.1f} s with 1 job ({one.autograde / notebooks:.2f} s/notebook) and "
           f"{two.autograde:.1f} s with 2 ({two.autograde / notebooks:.2f} s/notebook).")
+    steps = ("generate", "prepare", "execute", "record", "feedback", "similarity", "total")
+    for jobs, run in (("1", one), ("2", two)):
+        if run.timings:  # where the seconds went (record and feedback overlap the kernels)
+            print(f"  --jobs {jobs}: " + ", ".join(
+                f"{k} {run.timings[k]:.1f} s" for k in steps if k in run.timings))
 
     disagree = []
     for student, plan in chosen.items():
