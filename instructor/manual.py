@@ -25,6 +25,7 @@ each such answer in the student's feedback (:func:`note`).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 NOT_ANSWERED, TO_READ, READ = "not answered", "to read", "read"
 
@@ -110,22 +111,63 @@ def summaries(config, students: list[str], assignment_ids: list[str]) -> dict:
 
 
 def scores_of(config) -> dict:
-    """``{(student, assignment, notebook, grade_id): points}`` of every answer the instructor has
-    read (``manual_score`` set): taken before a regrade, so that the feedback it renders says so
-    (the regrade itself never changes a ``manual_score``)."""
+    """``{(student, assignment, notebook, grade_id): {"score", "manual_score", "extra_credit",
+    "comment"}}`` of every answer the instructor has read (``manual_score`` set), or ``{}``
+    without a gradebook. Taken before a regrade: the feedback it renders says so, and
+    :func:`restore` puts them back where the regrade had to start a submission afresh (an
+    assignment whose cells changed, ``course.clear_changed``); a regrade itself never changes a
+    ``manual_score``."""
     from nbgrader.api import Gradebook
 
+    if not (Path(config.CourseDirectory.root) / "gradebook.db").is_file():
+        return {}
     found = {}
     with Gradebook(config.CourseDirectory.db_url, config.CourseDirectory.course_id) as gb:
         for assignment in gb.assignments:
             for submission in assignment.submissions:
                 for nb in submission.notebooks:
                     manual = manual_cells(nb.notebook)
+                    comments = {c.name: c.manual_comment for c in nb.comments}
                     for grade in nb.grades:
                         if grade.name in manual and grade.manual_score is not None:
                             found[(submission.student.id, assignment.name, nb.name,
-                                   grade.name)] = state_of(grade)[1]
+                                   grade.name)] = {
+                                "score": state_of(grade)[1], "manual_score": grade.manual_score,
+                                "extra_credit": grade.extra_credit,
+                                "comment": comments.get(grade.name)}
     return found
+
+
+def restore(config, assignment: str, read: dict) -> int:
+    """Give back the instructor's scores and comments (``read``: :func:`scores_of` before the
+    regrade) to the answers of ``assignment`` that lost them: their submission was removed from
+    the gradebook and recorded afresh because the assignment's cells changed. An answer that
+    still has a manual score keeps it; one whose cell no longer exists is skipped. Returns how
+    many answers were given back their score."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    restored = 0
+    with Gradebook(config.CourseDirectory.db_url, config.CourseDirectory.course_id) as gb:
+        for (student, name, notebook, grade_id), value in read.items():
+            if name != assignment:
+                continue
+            try:
+                grade = gb.find_grade(grade_id, notebook, assignment, student)
+            except MissingEntry:
+                continue
+            if grade.manual_score is not None:
+                continue
+            grade.manual_score = value["manual_score"]
+            grade.extra_credit = value["extra_credit"]
+            restored += 1
+            try:
+                comment = gb.find_comment(grade_id, notebook, assignment, student)
+            except MissingEntry:
+                comment = None
+            if comment is not None and comment.manual_comment is None:
+                comment.manual_comment = value["comment"]
+        gb.db.commit()
+    return restored
 
 
 def is_manual(cell) -> bool:

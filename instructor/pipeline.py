@@ -322,7 +322,8 @@ async def _grade_stage(config, jobs: list[Job], notebooks: dict, limits: Limits,
 
     async def record_assignment(assignment: str) -> None:
         async with slots.hold(0):
-            stage.record += await busy(recorder, record, config, assignment, executed_rel)
+            stage.record += await busy(recorder, record, config, assignment, executed_rel,
+                                       read)
         stage.recorded = time.monotonic() - started
         for student in _sanitized_copies(root, public, assignment, students, read):
             later.append(asyncio.create_task(render(assignment, student)))
@@ -430,9 +431,10 @@ def _scan_outputs(job: Job, nb) -> None:
     job.flags.extend(job.events)
 
 
-def record(config, assignment: str, executed_dir: str) -> None:
+def record(config, assignment: str, executed_dir: str, read: dict | None = None) -> None:
     """Phase c: nbgrader's Autograde converter on one assignment's executed notebooks, without
-    executing them."""
+    executing them; then the instructor's scores of written answers (``read``:
+    :func:`manual.scores_of` before this run) go back to the submissions that lost them."""
     from nbgrader.converters import Autograde
     from nbgrader.preprocessors import AssignLatePenalties, LimitOutput, SaveAutoGrades
 
@@ -450,6 +452,8 @@ def record(config, assignment: str, executed_dir: str) -> None:
     converter.sanitize_preprocessors = []
     converter.autograde_preprocessors = [LimitOutput, SaveAutoGrades, AssignLatePenalties]
     converter.start()
+    if read:
+        manual.restore(config, assignment, read)
 
 
 def _feedback_one(config, assignment: str, student: str, public: str) -> None:
@@ -481,7 +485,7 @@ def _sanitized_copies(root: Path, public: Path, assignment: str, students: list[
         for path in src.iterdir():
             if path.suffix == ".ipynb":
                 nb = nbformat.read(str(path), as_version=4)
-                manual.annotate(nb, {k[3]: v for k, v in read.items()
+                manual.annotate(nb, {k[3]: v["score"] for k, v in read.items()
                                      if k[:3] == (student, assignment, path.stem)})
                 nbformat.write(feedback.sanitize(nb), str(dest / path.name))
             elif path.is_file() and path.name == "timestamp.txt":
@@ -677,6 +681,9 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
     work = root / WORK
     submissions = Path(args.submissions).resolve()
     t0 = time.monotonic()
+    # the answers the instructor has read, before generate may have to start a changed
+    # assignment's submissions afresh: the recorder gives them back, the feedback says so
+    read = manual.scores_of(config)
     generate(config, assignment_ids, _solutions(args))
     t_generate = time.monotonic() - t0
 
@@ -709,8 +716,6 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
     print(f"Trusted checks: seed {provenance['seed']} (replay with --seed "
           f"{provenance['seed']}), grader {provenance['grader_commit']}, torch "
           f"{provenance['torch']}, devices {', '.join(provenance['devices'])}", flush=True)
-    # the answers the instructor has read (a regrade keeps them): their feedback says so
-    read = manual.scores_of(config)
     stage = asyncio.run(_grade_stage(config, jobs, notebooks, limits, args.jobs, students,
                                      args.quiet, zygote, provenance["seed"], read))
 

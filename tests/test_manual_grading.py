@@ -105,6 +105,26 @@ WRITTEN = {"grade": True, "grade_id": "written_relu", "locked": False, "points":
            "schema_version": 3, "solution": True, "task": False}
 SOURCE = SOURCE.replace("WRITTEN_METADATA", json.dumps({"nbgrader": WRITTEN}))
 
+CHANGED_CELL = textwrap.dedent('''
+    ```{code-cell} ipython3
+    ---
+    nbgrader:
+      grade: true
+      grade_id: test_relu_again
+      locked: true
+      points: 1
+      schema_version: 3
+      solution: false
+      task: false
+    ---
+    assert relu(torch.tensor([3.0])).tolist() == [3.0]
+    ### BEGIN HIDDEN TESTS
+    from nnbolts import activations as reference, grading
+    grading.check_elementwise(relu, reference.relu)
+    ### END HIDDEN TESTS
+    ```
+    ''')
+
 RIGHT = "def relu(z):\n    return torch.clamp(z, min=0)\n"
 WRONG = "def relu(z):\n    return torch.abs(z)\n"
 ANSWER = "At 0 the left derivative is 0 and the right one is 1, so any value in [0, 1] works."
@@ -120,7 +140,8 @@ def _grade(base: Path) -> dict:
         cwd=ROOT, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads((base / "course" / ".pipeline" / "report.json").read_text())
-    return {"stdout": proc.stdout, "report": report, "csv": _rows(base / "grades.csv")}
+    return {"stdout": proc.stdout, "stderr": proc.stderr, "report": report,
+            "csv": _rows(base / "grades.csv")}
 
 
 def _export(base: Path) -> str:
@@ -178,6 +199,15 @@ def flow(tmp_path_factory):
     out["exported"] = _rows(base / "grades.csv")
     out["exported_feedback"] = {s: _feedback(base, s) for s in STUDENTS}
     out["second"] = _grade(base)  # a regrade
+    out["second_feedback"] = _feedback(base, "alice")
+
+    # the assignment changes after grading (a test cell added): its submissions must be
+    # recorded afresh (course.clear_changed), and the instructor's scores come back
+    source = (solutions / f"{NOTEBOOK}.md").read_text()
+    added = CHANGED_CELL + "\n**Question (written"
+    (solutions / f"{NOTEBOOK}.md").write_text(source.replace("\n**Question (written", added, 1))
+    out["changed"] = _grade(base)
+    out["changed_feedback"] = _feedback(base, "alice")
     return out
 
 
@@ -242,7 +272,21 @@ def test_a_regrade_keeps_the_instructors_scores(flow):
     assert rows["alice"]["score"] == "2.5" and rows["alice"]["manual_score"] == "1.5"
     assert rows["alice"]["manual_ungraded"] == "0"
     assert rows["carol"]["manual_ungraded"] == "1"
-    assert "1.5 of 2 points" in _feedback(flow["base"], "alice")
+    assert "1.5 of 2 points" in flow["second_feedback"]
+
+
+def test_scores_survive_a_change_of_the_assignment(flow):
+    """Cells added after grading: nbgrader cannot record the new release while the gradebook
+    holds submissions, so they are removed and recorded again; the instructor's scores and
+    comments of the answers still asked are given back."""
+    changed = flow["changed"]
+    assert "were removed" in changed["stderr"]  # the submissions were recorded afresh
+    rows = changed["csv"]
+    assert rows["alice"]["manual_score"] == "1.5" and rows["alice"]["manual_ungraded"] == "0"
+    assert rows["carol"]["manual_ungraded"] == "1"
+    assert rows["alice"]["max_score"] == "4.0"  # the new test cell counts
+    page = flow["changed_feedback"]
+    assert "1.5 of 2 points" in page and "say which value autograd picks" in page
 
 
 def test_a_blank_assignment_folder_is_not_needed_for_export(flow, tmp_path):
