@@ -277,6 +277,7 @@ class KernelChannel:
 
         end = time.monotonic() + timeout
         while True:
+            await self._drain_output()
             remaining = end - time.monotonic()
             if remaining <= 0:
                 return None
@@ -289,6 +290,16 @@ class KernelChannel:
                 continue
             if msg.get("parent_header", {}).get("msg_id") == msg_id:
                 return msg.get("content") or {}
+
+    async def _drain_output(self) -> None:
+        """Drop what the kernel published meanwhile (what the student's functions print while
+        observed, the kernel's busy/idle): the trusted side writes the test cell's output, and
+        unread messages would pile up in the grader's memory."""
+        while True:
+            try:
+                await self.kc.get_iopub_msg(timeout=0)
+            except Empty:
+                return
 
     async def _interrupt(self, msg_id: str) -> None:
         try:

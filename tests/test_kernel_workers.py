@@ -77,3 +77,25 @@ def test_workers_run_notebooks_and_survive_a_dead_worker():
     while _zygotes(zygotes) and time.monotonic() < end:
         time.sleep(0.05)
     assert not _zygotes(zygotes), "a zygote outlived its worker"
+
+
+def test_what_an_observed_function_prints_is_not_the_cells_output():
+    """A student's function that prints while the grader observes it (2 MB a call here): the
+    cell is judged as usual and its output is the grader's verdict, none of the prints."""
+    solution = nbformat.v4.new_code_cell(
+        "import torch\ndef sigmoid(z):\n    print('x' * 2_000_000)\n"
+        "    return 1 / (1 + torch.exp(-z))")
+    test = nbformat.v4.new_code_cell(
+        "### BEGIN HIDDEN TESTS\nfrom nnbolts import activations as A, grading\n"
+        "grading.check_elementwise(sigmoid, A.sigmoid, large=False)\n### END HIDDEN TESTS\n")
+    test.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "t", "points": 1}
+    nb = nbformat.v4.new_notebook(cells=[solution, test])
+    workers = KernelWorkers(1, (), tempfile.mkdtemp(), zygote=True)
+    try:
+        executed, outcome = asyncio.run(workers.execute(nb, Limits(), seed=3))
+    finally:
+        workers.close()
+    assert outcome.judged == 1 and not outcome.kernel_died, outcome
+    outputs = executed.cells[1].outputs
+    assert len(outputs) == 1 and outputs[0]["text"].startswith("All of the grader's checks"), \
+        outputs
