@@ -82,7 +82,7 @@ import nbformat
 
 from instructor import course, feedback, intake, integrity, manual, policy, similarity, trusted
 from instructor import limits as defaults
-from instructor.execute import Limits, Zygote, execute
+from instructor.execute import KernelWorkers, Limits
 from instructor.releases import RELEASES
 from instructor.releases import load as release_records
 from student_side import sandbox
@@ -288,7 +288,7 @@ def _fork_pool(workers: int):
 
 
 async def _grade_stage(config, jobs: list[Job], notebooks: dict, limits: Limits, n_jobs: int,
-                       students: list[str], quiet: bool, zygote: Zygote | None,
+                       students: list[str], quiet: bool, workers: KernelWorkers,
                        seed: int, read: dict | None = None) -> _Stage:
     """Steps 3b, 3c and 4, overlapped: each notebook runs in its kernel; as soon as every
     notebook of an assignment has run, the recorder (one process, the only writer of the
@@ -331,7 +331,7 @@ async def _grade_stage(config, jobs: list[Job], notebooks: dict, limits: Limits,
     async def grade_one(job: Job) -> None:
         if job.executed:
             async with slots.hold(1):
-                await _execute_one(job, notebooks[job.label], limits, work, quiet, zygote,
+                await _execute_one(job, notebooks[job.label], limits, work, quiet, workers,
                                    seed)
         stage.executed = time.monotonic() - started
         _write_executed(job, notebooks[job.label], executed_dir)
@@ -343,10 +343,6 @@ async def _grade_stage(config, jobs: list[Job], notebooks: dict, limits: Limits,
         # assignment by assignment, so that the first ones are recorded while later ones run
         await asyncio.gather(*(grade_one(job) for job in
                                sorted(jobs, key=lambda j: (j.assignment, j.student, j.notebook))))
-        if zygote is not None:
-            # its kernels have all ended; the renderers forked earlier hold its pipe too, so
-            # it sees the end of its input when they are shut down
-            zygote.stop()
         while later:
             await later.pop(0)
     finally:
@@ -357,11 +353,12 @@ async def _grade_stage(config, jobs: list[Job], notebooks: dict, limits: Limits,
 
 
 async def _execute_one(job: Job, nb, limits: Limits, work: Path, quiet: bool,
-                       zygote: Zygote | None, seed: int) -> None:
+                       workers: KernelWorkers, seed: int) -> None:
     log_path = work / "logs" / f"{job.student}__{job.assignment}__{job.notebook}.log"
     try:
-        outcome = await execute(nb, limits, log_path=log_path,
-                                scratch_root=str(work / "scratch"), zygote=zygote, seed=seed)
+        executed, outcome = await workers.execute(nb, limits, log_path=log_path,
+                                                  scratch_root=str(work / "scratch"), seed=seed)
+        nb.update(executed)  # the worker ran a copy
     except Exception as exc:  # a fault of the grader must not stop the others
         job.events.append(f"the grader failed on this notebook ({type(exc).__name__}: "
                           f"{exc}); its tests score 0")
@@ -663,20 +660,18 @@ def grade(args) -> int:
     work = root / WORK
     (work / "logs").mkdir(parents=True, exist_ok=True)
     (work / "scratch").mkdir(parents=True, exist_ok=True)
-    # started first: its imports (torch, IPython, the grader) overlap with the steps below
-    zygote = None
-    if config.GradingPipeline.get("kernel_zygote", True):
-        zygote = Zygote(limits.preload, str(work / "scratch"), limits.threads)
+    # started first: their zygotes' imports (torch, IPython) overlap with the steps below
+    workers = KernelWorkers(args.jobs, limits.preload, str(work / "scratch"), limits.threads,
+                            zygote=config.GradingPipeline.get("kernel_zygote", True))
     try:
-        return _grade(args, config, assignment_ids, limits, zygote, started)
+        return _grade(args, config, assignment_ids, limits, workers, started)
     finally:
-        if zygote is not None:
-            for warning in zygote.warnings:
-                print(f"zygote: {warning}", file=sys.stderr)
-            zygote.close()
+        workers.close()
+        for warning in workers.warnings:
+            print(f"kernel workers: {warning}", file=sys.stderr)
 
 
-def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
+def _grade(args, config, assignment_ids, limits, workers, started) -> int:
     root = course.course_root(config)
     work = root / WORK
     submissions = Path(args.submissions).resolve()
@@ -705,10 +700,6 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
     # the release records beside the assignments' sources (releases/ beside solutions/)
     notebooks, graded = prepare(config, jobs, intake_limits, Path(
         getattr(args, "solutions", None) or course.SOLUTIONS).resolve().parent / "releases")
-    if zygote is not None and not zygote.wait_ready(limits.startup_timeout):
-        print("the kernel zygote did not start; starting every kernel from scratch",
-              file=sys.stderr)
-        zygote = None
     apply_policy(jobs, notebooks, intake_limits.audit_max_chars)
     t_prepare = time.monotonic() - t0
 
@@ -717,7 +708,7 @@ def _grade(args, config, assignment_ids, limits, zygote, started) -> int:
           f"{provenance['seed']}), grader {provenance['grader_commit']}, torch "
           f"{provenance['torch']}, devices {', '.join(provenance['devices'])}", flush=True)
     stage = asyncio.run(_grade_stage(config, jobs, notebooks, limits, args.jobs, students,
-                                     args.quiet, zygote, provenance["seed"], read))
+                                     args.quiet, workers, provenance["seed"], read))
 
     grades_csv = Path(args.grades_csv).resolve()
     table = scores(config, students, assignment_ids)
