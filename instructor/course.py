@@ -176,7 +176,8 @@ def clear_changed(config: Config, assignment: str) -> list[str]:
     (``instructor/releases.py``) let a submission of an earlier release be graded without
     accusation, so the gradebook's submissions of that assignment are removed, the students are
     named in a warning (grade them again: ``make grade`` with all of them), and their ids are
-    returned. Manual grades of those submissions go with them."""
+    returned. Their manual grades go with them from the gradebook; a grading run reads them first
+    and gives them back (``instructor/manual.py``: ``scores_of``, ``restore``)."""
     from nbgrader.api import Gradebook, MissingEntry
 
     source = course_root(config) / config.CourseDirectory.get("source_directory", "source")
