@@ -366,3 +366,51 @@ def test_cells_changed_since_are_named_in_the_note(tmp_path):
     assert result.issues == [] and _zeroed(result.nb) == {}
     assert result.release == ("made from release 1; changed since, graded with the current "
                               "checks: 'setup'")
+
+
+# --- every assignment of the course -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def the_course(tmp_path_factory):
+    """Every assignment of solutions/ generated into a course of its own (as ``make grade``
+    does), with its gradebook."""
+    tmp = tmp_path_factory.mktemp("course")
+    config = course.load_config(tmp / "course")
+    ids = course.assignments()
+    course.stage_sources(config, ids)
+    course.generate(config, ids)
+    return config, ids
+
+
+def test_every_assignment_grades_an_earlier_release_without_a_flag(the_course):
+    """For each assignment, a release 1 without its last test cell, then the current one as
+    release 2: a notebook made from release 1 is not flagged, and only that cell scores 0,
+    with the reason; the same notebook without an id is flagged as before."""
+    config, ids = the_course
+    for assignment in ids:
+        with Gradebook(config.CourseDirectory.db_url, config.CourseDirectory.course_id) as gb:
+            for name, path in course.release_notebooks(config, assignment).items():
+                current = nbformat.read(str(path), as_version=4)
+                last = [c for c in current.cells
+                        if releases.kind(c.metadata.get("nbgrader")) == "test"][-1]
+                dropped = last.metadata["nbgrader"]["grade_id"]
+                old = copy.deepcopy(current)
+                old.cells = [c for c in old.cells
+                             if c.metadata.get("nbgrader", {}).get("grade_id") != dropped]
+                records = []
+                for number, nb in ((1, old), (2, current)):
+                    cells = {name: releases.notebook_cells(nb)}
+                    records.append({"assignment": assignment, "release": number,
+                                    "digest": releases.digest(cells), "notebooks": cells})
+                releases.stamp(old, records[0])
+                ref = integrity.load_reference(gb, assignment, name, path, records)
+                result = integrity.prepare(copy.deepcopy(old), ref)
+                where = f"{assignment}/{name}"
+                assert result.issues == [], (where, [i.text for i in result.issues])
+                zeroed = _zeroed(result.nb)
+                assert list(zeroed) == [dropped], (where, zeroed)
+                assert "made from release 1" in zeroed[dropped], where
+                del old.metadata[releases.META_KEY]
+                before = integrity.prepare(old, ref)
+                assert [i.kind for i in before.issues] == ["deleted"], where
