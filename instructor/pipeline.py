@@ -20,7 +20,10 @@ registered from the folder names. The steps:
 3. **autograde**, in three phases so that only one process ever writes the gradebook:
    a. *prepare* (serial): every notebook is read and restored against the gradebook
       (``instructor/integrity.py``: deleted, stripped or edited test cells score 0 and are flagged;
-      an unreadable file is graded as the blank release, all 0, and flagged);
+      a notebook made from an earlier release, by its release id checked against that release's
+      checksums (``instructor/releases.py``), is graded on the cells it has, those added since
+      at 0 and not flagged; an unreadable file is graded as the blank release, all 0, and
+      flagged);
    b. *execute*: each notebook in its own sandboxed kernel (``student_side/sandbox.py``,
       ``instructor/execute.py``) with per-cell and per-notebook time limits and a memory limit; a
       kernel that dies or hangs costs that student the cells that did not run, nobody else
