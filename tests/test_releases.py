@@ -414,3 +414,24 @@ def test_every_assignment_grades_an_earlier_release_without_a_flag(the_course):
                 del old.metadata[releases.META_KEY]
                 before = integrity.prepare(old, ref)
                 assert [i.kind for i in before.issues] == ["deleted"], where
+
+
+def test_make_exercises_says_which_release_it_recorded(tmp_path, monkeypatch, capsys):
+    from instructor import pipeline
+
+    solutions = tmp_path / "solutions"
+    (solutions / ASSIGNMENT).mkdir(parents=True)
+    monkeypatch.setattr(pipeline, "release_records",
+                        lambda a: releases.load(a, tmp_path / "releases"))
+    monkeypatch.setattr(course, "assignments", lambda solutions=None: [ASSIGNMENT])
+    build = course.build_exercises
+    monkeypatch.setattr(course, "build_exercises", lambda course_dir, dest: build(
+        tmp_path / "course", dest=dest, solutions=solutions))
+    for triple, expected in ((False, 1), (False, None), (True, 2)):
+        (solutions / ASSIGNMENT / f"{NOTEBOOK}.md").write_text(source(triple=triple))
+        assert pipeline.main(["exercises", "--dest", str(tmp_path / "ex")]) == 0
+        said = [line for line in capsys.readouterr().out.splitlines()
+                if line.startswith("recorded")]
+        assert said == ([] if expected is None else [
+            f"recorded release {expected} of {ASSIGNMENT}: releases/{ASSIGNMENT}/"
+            f"release-{expected}.json (commit it with exercises/)"])
