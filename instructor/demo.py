@@ -21,6 +21,8 @@ honest_schedules        05     schedules as callable objects, a lambda, a functo
                                full marks, no flag
 honest_training         06     batches from Tensor.split, a while loop, deepcopy of the
                                best weights: full marks, no flag
+honest_warnings         all    every answer right, and every function it writes warns and
+                               prints to stderr when called: full marks, no flag
 torch_optim             04     adam_step runs torch.optim.Adam: no credit for those tests
                                (the torch-use policy, instructor/policy.py)
 cheat_allclose          01     wrong sigmoid, with torch.allclose / assert_close patched in
@@ -47,6 +49,7 @@ cheat_optim_reference   04     adam_step calls nnbolts.optim.adam_step, imported
 
 from __future__ import annotations
 
+import ast
 import copy
 import shutil
 import sys
@@ -115,7 +118,7 @@ def _partial_01(release, source, nb):
 
 def _partial_02(release, source, nb):
     _replace(nb, "fan_in_and_fan_out", "kernel = math.prod(tensor.shape[2:])", "kernel = 1")
-    _replace(nb, "q_zero_init", 'return "C"', 'return "A"')  # random outgoing weights
+    _replace(nb, "q_zero_init", 'return "B"', 'return "A"')  # random outgoing weights
     # the factor is not capped at 1: a gradient below max_norm is scaled up to it
     _replace(nb, "clip_grad_norm_", "factor = torch.clamp(max_norm / (total + 1e-6), max=1.0)",
              "factor = max_norm / (total + 1e-6)")
@@ -131,7 +134,8 @@ def _partial_03(release, source, nb):
              "    return param - lr * g, new_state")
     _replace(nb, "sgd_velocity", "new_param = param + momentum * v - lr * grad",
              "new_param = param + v")  # nesterov=True ignored
-    _replace(nb, "q_momentum", 'return "B"', 'return "C"')
+    _replace(nb, "q_momentum", 'return "C"', 'return "B"')
+    _replace(nb, "q_stable_lr", "return 2 / torch", "return 1 / torch")  # 1/h_max
     return nb
 
 
@@ -149,7 +153,7 @@ def _partial_04(release, source, nb):
 def _partial_05(release, source, nb):
     _replace(nb, "cosine", "t = min(step, total_steps)", "t = step")  # climbs back up
     _replace(nb, "warmup", "return schedule(step - warmup_steps)", "return schedule(step)")
-    _replace(nb, "q_too_large", 'return "B"', 'return "A"')
+    _replace(nb, "q_too_large", 'return "C"', 'return "A"')
     _replace(nb, "one_cycle", "peak = pct_start * total_steps - 1",
              "peak = pct_start * total_steps")  # the climb ends one step late
     _replace(nb, "range_test", "smoothed.append(average / (1 - beta ** (t + 1)))",
@@ -160,6 +164,7 @@ def _partial_05(release, source, nb):
 def _partial_06(release, source, nb):
     _replace(nb, "minibatches", "end = n - n % size if drop_last else n", "end = n")
     _replace(nb, "q_updates_per_epoch", "return (16, 15)", "return (15, 16)")
+    _replace(nb, "q_curve_fix", 'return "D"', 'return "C"')  # the lowest training loss
     return nb
 
 
@@ -311,6 +316,7 @@ def minibatches(X, y, batch_size, *, shuffle=True, drop_last=False, generator=No
         yield X[index], y[index]
 ''',
     "train_with_early_stopping": '''\
+import ast
 import copy
 
 
@@ -513,6 +519,36 @@ def _unchanged(release, source, nb):
     return nb
 
 
+_NOISY = '''\
+import functools as _functools, sys as _sys, warnings as _warnings
+
+
+def _noisy(function):
+    @_functools.wraps(function)
+    def noisy(*args, **kwargs):
+        _warnings.warn("a harmless warning from the student's code", UserWarning)
+        print("a harmless line on stderr", file=_sys.stderr)
+        return function(*args, **kwargs)
+    return noisy
+'''
+
+
+def _warnings(release, source, nb):
+    """The right answers, each function wrapped so that every call warns and writes to
+    stderr (what torch's deprecation warnings do): a warning never costs a point."""
+    first = True
+    for cell in nb.cells:
+        if cell.cell_type != "code" or not cell.metadata.get("nbgrader", {}).get("solution"):
+            continue
+        names = [node.name for node in ast.parse(cell.source).body
+                 if isinstance(node, ast.FunctionDef)]
+        if names:
+            cell.source += ("\n\n" + _NOISY if first else "") + "".join(
+                f"\n{name} = _noisy({name})" for name in names)
+            first = False
+    return nb
+
+
 def _release(release, source, nb):
     return copy.deepcopy(release)
 
@@ -528,6 +564,7 @@ STUDENTS: dict[str, dict[str, Callable]] = {
     "honest_adam": {"04-adaptive-optimizers": _honest_04},
     "honest_schedules": {"05-schedules": _honest_05},
     "honest_training": {"06-minibatch": _honest_06},
+    "honest_warnings": dict.fromkeys(NOTEBOOK, _warnings),
     "cheat_allclose": {"01-activations": _cheat_allclose},
     "cheat_reference": {"01-activations": _cheat_reference},
     "cheat_partial_credit": {"01-activations": _cheat_partial_credit},

@@ -442,11 +442,11 @@ INITIALIZERS = _group(
         """, "which this exercise asks you to implement yourself"),
     ("large_variance_outcome", "saturated-at-one", _answer("large_variance_outcome", '"A"'),
      "not the right choice"),
-    ("large_variance_outcome", "not-saturated", _answer("large_variance_outcome", '"D"'),
+    ("large_variance_outcome", "not-saturated", _answer("large_variance_outcome", '"C"'),
      "not the right choice"),
     ("zero_init_outcome", "random-outgoing", _answer("zero_init_outcome", '"A"'),
      "not the right choice"),
-    ("zero_init_outcome", "random-incoming", _answer("zero_init_outcome", '"B"'),
+    ("zero_init_outcome", "random-incoming", _answer("zero_init_outcome", '"C"'),
      "not the right choice"),
     ("zero_init_outcome", "random-biases", _answer("zero_init_outcome", '"D"'),
      "not the right choice"),
@@ -454,6 +454,12 @@ INITIALIZERS = _group(
      _answer("sigmoid_layer_bound", "math.sqrt(6 / (300 + 100))"), "not the right value"),
     ("sigmoid_layer_bound", "fan-in-only", _answer("sigmoid_layer_bound", "4 * math.sqrt(3 / 300)"),
      "not the right value"),
+    ("glorot_normal_std", "fan-in-only", _answer("glorot_normal_std", "math.sqrt(1 / 200)"),
+     "take its square root"),
+    ("glorot_normal_std", "uniform-bound",
+     _answer("glorot_normal_std", "math.sqrt(6 / (200 + 50))"), "not the right value"),
+    ("glorot_normal_std", "variance", _answer("glorot_normal_std", "2 / (200 + 50)"),
+     "take its square root"),
 )
 
 GRADIENT_DESCENT = _group(
@@ -631,14 +637,32 @@ GRADIENT_DESCENT = _group(
         """, "expected a float64 tensor"),
     ("vanilla_gd_from_minus_five", "global", _answer("vanilla_gd_from_minus_five", '"A"'),
      "not the right choice"),
-    ("vanilla_gd_from_minus_five", "hump", _answer("vanilla_gd_from_minus_five", '"C"'),
+    ("vanilla_gd_from_minus_five", "hump", _answer("vanilla_gd_from_minus_five", '"B"'),
      "not the right choice"),
-    ("momentum_from_minus_five", "nesterov-crosses", _answer("momentum_from_minus_five", '"C"'),
+    ("momentum_from_minus_five", "nesterov-crosses", _answer("momentum_from_minus_five", '"B"'),
      "not the right choice"),
     ("momentum_from_minus_five", "both-global", _answer("momentum_from_minus_five", '"D"'),
      "not the right choice"),
-    ("fast_decay_from_five", "reaches-minimum", _answer("fast_decay_from_five", '"A"'),
+    ("fast_decay_from_five", "reaches-minimum", _answer("fast_decay_from_five", '"B"'),
      "not the right choice"),
+    ("fast_decay_from_five", "diverges", _answer("fast_decay_from_five", '"D"'),
+     "not the right choice"),
+    ("largest_stable_lr", "one-over-h-max", _answer("largest_stable_lr", "1 / 6"),
+     "which eigenvalue limits"),
+    ("largest_stable_lr", "two-over-h-min", _answer("largest_stable_lr", "2 / 1"),
+     "which eigenvalue limits"),
+    ("largest_stable_lr", "diagonal-entry", _answer("largest_stable_lr", "2 / 5"),
+     "which eigenvalue limits"),
+    ("noise_floor", "small-rate", _answer("noise_floor", """(
+        lambda h: 0.1 * 4 / (2 * h))(12 * Quartic.coefficients[0] * x_global**2
+                                     + 6 * Quartic.coefficients[1] * x_global
+                                     + 2 * Quartic.coefficients[2])"""), "stops changing"),
+    ("noise_floor", "standard-deviation", _answer("noise_floor", """(
+        lambda h: 0.1 * 2 / (h * (2 - 0.1 * h)))(12 * Quartic.coefficients[0] * x_global**2
+                                                 + 6 * Quartic.coefficients[1] * x_global
+                                                 + 2 * Quartic.coefficients[2])"""),
+     "square of the standard deviation"),
+    ("noise_floor", "one-step", _answer("noise_floor", "0.1**2 * 2.0**2"), "stops changing"),
 )
 
 _ADAGRAD = """
@@ -1009,7 +1033,7 @@ ADAPTIVE = _group(
         new_param="param - lr * b"), None),
     ("why_bias_correction", "shrinking-step", _answer("why_bias_correction", '"A"'),
      "not the right choice"),
-    ("why_bias_correction", "denominator", _answer("why_bias_correction", '"C"'),
+    ("why_bias_correction", "denominator", _answer("why_bias_correction", '"B"'),
      "not the right choice"),
     ("adagrad_step_ratio", "without-root", _answer("adagrad_step_ratio", "100.0"),
      "not the right value"),
@@ -1019,6 +1043,18 @@ ADAPTIVE = _group(
      "not the right choice"),
     ("eps_outside_the_root", "same", _answer("eps_outside_the_root", '"A"'),
      "not the right choice"),
+    ("why_bias_correction", "undo-momentum", _answer("why_bias_correction", '"C"'),
+     "not the right choice"),
+    ("adam_first_update", "no-correction-both", _answer(
+        "adam_first_update", "(-0.01 * 0.05 / 0.00025**0.5, -0.01 * 0.05 / 0.00025**0.5)"),
+     "the corrections divide them"),
+    ("adam_first_update", "magnitudes", _answer(
+        "adam_first_update", "(0.01, 0.01 * 0.05 / 0.00025**0.5)"), "moves against the gradient"),
+    ("adam_first_update", "swapped", _answer(
+        "adam_first_update", "(-0.01 * 0.05 / 0.00025**0.5, -0.01)"), "not the right pair"),
+    ("adam_first_update", "m-corrected-only", _answer(
+        "adam_first_update", "(-0.01 * 0.5 / 0.00025**0.5, -0.01 * 0.05 / 0.00025**0.5)"),
+     "the corrections divide them"),
 )
 
 def _schedule(factory: str, rate: str) -> str:
@@ -1311,7 +1347,9 @@ SCHEDULES = _group(
      "not the right value"),
     ("too_large_learning_rate", "too-small", _answer("too_large_learning_rate", '"A"'),
      "not the right choice"),
-    ("too_large_learning_rate", "batch-size", _answer("too_large_learning_rate", '"D"'),
+    ("too_large_learning_rate", "batch-size", _answer("too_large_learning_rate", '"B"'),
+     "not the right choice"),
+    ("too_large_learning_rate", "about-right", _answer("too_large_learning_rate", '"D"'),
      "not the right choice"),
 )
 
@@ -1481,6 +1519,23 @@ MINIBATCH = _group(
      _answer("checkpoint_contents", '{"A", "B"}'), "not the right set"),
     ("checkpoint_contents", "with-gradients",
      _answer("checkpoint_contents", '{"A", "B", "C", "D", "F"}'), "not the right set"),
+    ("scaled_learning_rate", "square-root-rule",
+     _answer("scaled_learning_rate", "0.1 * math.sqrt(8)"), "what rate must that one step use"),
+    ("scaled_learning_rate", "unchanged", _answer("scaled_learning_rate", "0.1"),
+     "what rate must that one step use"),
+    ("scaled_learning_rate", "divided", _answer("scaled_learning_rate", "0.1 / 8"),
+     "what rate must that one step use"),
+    ("run_with_too_large_lr", "overfitting-run", _answer("run_with_too_large_lr", '"D"'),
+     "not the right run"),
+    ("run_with_too_large_lr", "fine-run", _answer("run_with_too_large_lr", '"C"'),
+     "not the right run"),
+    ("run_with_too_small_lr", "overfitting-run", _answer("run_with_too_small_lr", '"D"'),
+     "not the right run"),
+    ("run_with_too_small_lr", "fine-run", _answer("run_with_too_small_lr", '"C"'),
+     "not the right run"),
+    ("fix_for_run_d", "smaller-rate", _answer("fix_for_run_d", '"B"'), "not the right choice"),
+    ("fix_for_run_d", "nothing", _answer("fix_for_run_d", '"C"'), "not the right choice"),
+    ("fix_for_run_d", "larger-rate", _answer("fix_for_run_d", '"A"'), "not the right choice"),
 )
 
 LOSSES = _group(

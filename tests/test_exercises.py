@@ -88,7 +88,9 @@ def test_exercises_hold_no_solution_and_no_hidden_test(assignment):
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_every_graded_function_has_a_hidden_test(assignment):
     for md, nb in _source(assignment):
-        tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+        # a graded markdown cell is a written answer, graded by hand: no test, no hidden block
+        tests = [c for c in nb.cells
+                 if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")]
         assert tests, f"{md.name} has no test cell"
         hidden = "\n".join("\n".join(feedback.hidden_lines(c.source)) for c in tests)
         graded = "\n".join(c.source for c in tests)
@@ -129,7 +131,7 @@ def test_solutions_pass_their_visible_and_hidden_tests(assignment):
         for cell in nb.cells:
             if cell.cell_type == "code":
                 assert not _failures(cell), f"{md.name}: {cell.id}: {_failures(cell)}"
-            if cell.metadata.get("nbgrader", {}).get("grade"):
+            if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
                 score, max_score = determine_grade(cell)
                 assert score == max_score > 0, f"{md.name}: {cell.id} scores {score}/{max_score}"
 
