@@ -126,13 +126,13 @@ def _tracked(path: Path) -> bool:
     try:
         done = subprocess.run(["git", "ls-files", "--error-unmatch", path.name],
                               cwd=path.parent, capture_output=True, timeout=30)
+        if done.returncode == 0:
+            return True
+        # not tracked: a draft, if this is a git work tree at all
+        inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"],
+                                cwd=path.parent, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return True
-    if done.returncode == 0:
-        return True
-    # 1: not tracked inside a work tree; anything else (no repository): cannot tell
-    inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=path.parent,
-                            capture_output=True, text=True, timeout=30)
     return not (inside.returncode == 0 and inside.stdout.strip() == "true")
 
 

@@ -435,3 +435,22 @@ def test_make_exercises_says_which_release_it_recorded(tmp_path, monkeypatch, ca
         assert said == ([] if expected is None else [
             f"recorded release {expected} of {ASSIGNMENT}: releases/{ASSIGNMENT}/"
             f"release-{expected}.json (commit it with exercises/)"])
+
+
+def test_an_uncommitted_record_is_a_draft(tmp_path):
+    """In a git work tree, a latest record never committed is replaced by the next change; once
+    committed, the next change is a new release."""
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                       cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    _, records = _build(tmp_path, "a", source(triple=False))
+    first = (records / "release-1.json").read_text()
+    _build(tmp_path, "b", source(triple=True))  # a draft: release 1 again
+    assert sorted(p.name for p in records.iterdir()) == ["release-1.json"]
+    assert (records / "release-1.json").read_text() != first
+    git("add", "releases")
+    git("commit", "-q", "-m", "release 1")
+    _build(tmp_path, "c", source(triple=True, setup="import cmath"))
+    assert sorted(p.name for p in records.iterdir()) == ["release-1.json", "release-2.json"]
