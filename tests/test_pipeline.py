@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 ASSIGNMENTS = ["01-activations", "02-initializers", "03-gradient-descent",
                "04-adaptive-optimizers", "05-schedules", "06-minibatch", "07-losses",
-               "08-backprop"]
+               "08-backprop", "09-scaling"]
 CSV_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name",
                "email", "raw_score", "late_submission_penalty", "score", "max_score"]
 STATUS_COLUMN = "status"  # appended after nbgrader's own columns
