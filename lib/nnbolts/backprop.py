@@ -186,7 +186,7 @@ def numerical_gradient(f, x: torch.Tensor, h: float = 1e-6) -> torch.Tensor:
 
     Example:
         >>> numerical_gradient(lambda v: (v ** 2).sum(), torch.tensor([1.0, -2.0],
-        ...                    dtype=torch.float64), h=1e-3)
+        ...                    dtype=torch.float64), h=1e-3).round(decimals=9)
         tensor([ 2., -4.], dtype=torch.float64)
     """
     if not callable(f):
