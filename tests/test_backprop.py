@@ -237,3 +237,73 @@ def test_the_grader_names_every_known_mistake(name):
             grading.check_function(mistake.fn, reference, _inputs(name), n_cases=6,
                                    devices=["cpu"], dtypes=dtypes)
         assert f"This looks like: {mistake.name}" in str(failure.value), str(failure.value)
+
+
+# --------------------------------------------------------------------------------------------
+# exercise 08's trusted checks accept honest answers written unlike the solution
+# --------------------------------------------------------------------------------------------
+
+_UNUSUAL = '''
+def mlp_forward(X, params):
+    Z1 = F.linear(X, params["W1"], params["b1"])
+    A1 = Z1.tanh()
+    Z2 = torch.addmm(params["b2"], A1, params["W2"].t())
+    return Z2, dict(X=X, Z1=Z1, A1=A1, Z2=Z2)
+
+
+def mlp_backward(cache, params, targets):
+    Z2 = cache["Z2"]
+    log_p = Z2 - Z2.logsumexp(dim=1, keepdim=True)
+    G2 = log_p.exp().scatter_add(1, targets[:, None], -torch.ones_like(Z2[:, :1])) / len(Z2)
+    G1 = torch.einsum("nk,kh->nh", G2, params["W2"]) * (1 - cache["A1"] ** 2)
+    return {"W2": torch.einsum("nk,nh->kh", G2, cache["A1"]), "b2": G2.sum(0),
+            "W1": torch.einsum("nh,nd->hd", G1, cache["X"]), "b1": G1.sum(0)}
+
+
+def numerical_gradient(f, x, h=1e-6):
+    """In place, each element put back from its saved value."""
+    grad = torch.empty_like(x)
+    flat, out = x.view(-1), grad.view(-1)
+    for i in range(flat.numel()):
+        saved = flat[i].clone()
+        flat[i] = saved + h
+        up = f(x)
+        flat[i] = saved - h
+        down = f(x)
+        flat[i] = saved
+        out[i] = (up - down) / (2 * h)
+    return grad
+
+
+def gradient_check(f, x, analytic, h=1e-6):
+    estimate = numerical_gradient(f, x, h=h)
+    norms = torch.stack([torch.linalg.vector_norm(estimate), torch.linalg.vector_norm(analytic)])
+    if norms.max() == 0:
+        return 0.0
+    return float(torch.linalg.vector_norm(estimate - analytic) / norms.max())
+'''
+
+
+@pytest.mark.parametrize("seed", [1, 7])
+def test_exercise_08_accepts_unusual_but_right_answers(seed):
+    import builtins
+
+    from instructor import course, trusted
+
+    nb = course.notebook_from_markdown(course.SOLUTIONS / "08-backprop" / "backprop.md")
+    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    tests = {}
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code":
+            continue
+        if meta.get("grade") and not meta.get("solution"):
+            tests[meta["grade_id"]] = cell.source
+        else:
+            exec(compile(cell.source, meta.get("grade_id", "cell"), "exec"), namespace)
+    exec(compile(_UNUSUAL, "unusual", "exec"), namespace)
+    for grade_id in ("test_mlp_forward", "test_mlp_backward", "test_numerical_gradient",
+                     "test_gradient_check"):
+        block = trusted.hidden_block(tests[grade_id])
+        verdict = trusted.judge(block, trusted.LocalChannel(namespace), seed=seed)
+        assert verdict.passed, (grade_id, verdict.message)
