@@ -101,15 +101,19 @@ def _flags(run, student) -> list[str]:
             for f in s["flags"]]
 
 
+def _full_marks(run, student, assignment) -> None:
+    """Every point the grader decides; written answers are read by the instructor
+    (instructor/manual.py) and count 0 until they are."""
+    score, max_score = _score(run, student, assignment)
+    written = run["report"]["manual"][student][assignment]
+    assert written["auto_score"] == written["auto_max_score"] > 0, (student, assignment)
+    assert score == written["auto_score"] + written["manual_score"]
+    assert max_score == written["auto_max_score"] + written["manual_max_score"]
+
+
 def test_correct_student_gets_full_marks(run):
     for assignment in ASSIGNMENTS:
-        score, max_score = _score(run, "correct", assignment)
-        # written answers are read by the instructor (instructor/manual.py): until they are,
-        # they count 0, and every point the grader decides is there
-        written = run["report"]["manual"]["correct"][assignment]
-        assert written["auto_score"] == written["auto_max_score"] > 0
-        assert score == written["auto_score"] + written["manual_score"]
-        assert max_score == written["auto_max_score"] + written["manual_max_score"]
+        _full_marks(run, "correct", assignment)
     assert _flags(run, "correct") == []
 
 
@@ -128,8 +132,7 @@ def test_partly_wrong_submission_scores_in_between(run):
 
 @pytest.mark.parametrize("student", sorted(HONEST))
 def test_unusual_but_honest_answers_get_full_marks_unflagged(run, student):
-    score, max_score = _score(run, student, HONEST[student])
-    assert score == max_score > 0
+    _full_marks(run, student, HONEST[student])
     assert _flags(run, student) == []
 
 
@@ -223,7 +226,10 @@ def test_grades_csv_has_nbgrader_export_columns(run):
     by_key = {(r["student_id"], r["assignment"]): r for r in rows}
     for assignment in ASSIGNMENTS:
         row = by_key[("correct", assignment)]
-        assert float(row["score"]) == float(row["max_score"]) > 0
+        # every point the grader decides; the written answers count once they are read
+        assert float(row["auto_score"]) + float(row["manual_max_score"]) == float(
+            row["max_score"]) > 0
+        assert float(row["score"]) == float(row["auto_score"]) + float(row["manual_score"])
     assert float(by_key[("snoop", "01-activations")]["score"]) == 0  # nothing submitted
     # ... which the status column tells from a blank submission and an unreadable one
     assert by_key[("snoop", "01-activations")]["status"] == "missing"
