@@ -440,6 +440,31 @@ def _observe_call(target, args: list, kwargs: dict) -> tuple[dict, object, bool]
             }, result, False
 
 
+def _chain(step, init, run: dict, decode_args: dict) -> list[dict]:
+    """One optimizer run: ``init(param, **init_kwargs)`` first when given (else the run's
+    ``state``), then ``step(param, grad, state, **kwargs)`` for each grad, each fed the
+    previous result; up to the first error or a result that is not a pair."""
+    param = decode(run["param"], **decode_args)
+    kwargs = decode(run["kwargs"], **decode_args)
+    items = []
+    if init is not None:  # the state comes from the rule's init
+        item, state, raised = _observe_call(init, [_clone(param)],
+                                            decode(run["init_kwargs"], **decode_args))
+        items.append(item)
+        if raised:
+            return items
+    else:
+        state = decode(run["state"], **decode_args)
+    for grad in decode(run["grads"], **decode_args):
+        args = [_clone(param), _clone(grad), _clone(state)]
+        item, out, raised = _observe_call(step, args, kwargs)
+        items.append(item)
+        if raised or not (isinstance(out, (tuple, list)) and len(out) == 2):
+            break
+        param, state = out
+    return items
+
+
 def dispatch(text: str) -> str:
     """Answer one request of the grader (a JSON text); return the reply as a JSON text."""
     global _namespace
@@ -502,27 +527,10 @@ def dispatch(text: str) -> str:
                 results.append({"ok": encode(item, handles=_keep)})
                 size += len(json.dumps(results[-1]))
             return json.dumps({"ok": None, "results": results})
-        if op == "chain":  # an optimizer rule's steps, each fed the previous step's result
-            param = decode(request["param"], **decode_args)
-            kwargs = decode(request["kwargs"], **decode_args)
-            results = []
-            if "init" in request:  # the state comes from the rule's init, called first
-                item, state, raised = _observe_call(
-                    _target(request["init"]), [_clone(param)],
-                    decode(request["init_kwargs"], **decode_args))
-                results.append(item)
-                if raised:
-                    return json.dumps({"ok": None, "results": results})
-            else:
-                state = decode(request["state"], **decode_args)
-            for grad in decode(request["grads"], **decode_args):
-                args = [_clone(param), _clone(grad), _clone(state)]
-                item, out, raised = _observe_call(target, args, kwargs)
-                results.append(item)
-                if raised or not (isinstance(out, (tuple, list)) and len(out) == 2):
-                    break
-                param, state = out
-            return json.dumps({"ok": None, "results": results})
+        if op == "chain":  # optimizer runs: each step fed the previous step's result
+            init = _target(request["init"]) if "init" in request else None
+            return json.dumps({"ok": None, "results": [
+                _chain(target, init, run, decode_args) for run in request["runs"]]})
         if op == "map":
             results = []
             for args in decode(request["args"], **decode_args):

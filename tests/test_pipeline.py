@@ -136,6 +136,20 @@ def test_unusual_but_honest_answers_get_full_marks_unflagged(run, student):
     assert _flags(run, student) == []
 
 
+def test_a_warning_or_stderr_never_costs_a_point(run):
+    """honest_warnings: the right answers, every function warning and printing to stderr when
+    called. Full marks everywhere, no flag, and no test cell shows the noise: the trusted side
+    writes their output."""
+    for assignment in ASSIGNMENTS:
+        _full_marks(run, "honest_warnings", assignment)
+        nb = nbformat.read(str(run["course"] / ".pipeline" / "executed" / "honest_warnings" /
+                               assignment / f"{demo.NOTEBOOK[assignment]}.ipynb"), 4)
+        shown = [str(o) for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")
+                 and not c.metadata["nbgrader"].get("solution") for o in c.outputs]
+        assert not [o for o in shown if "harmless" in o], (assignment, shown)
+    assert _flags(run, "honest_warnings") == []
+
+
 def _errors(run, student, assignment, notebook) -> dict[str, str]:
     """grade_id -> the error message each graded cell of an executed notebook ended with."""
     nb = nbformat.read(str(run["course"] / ".pipeline" / "executed" / student / assignment /

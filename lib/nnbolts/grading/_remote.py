@@ -251,31 +251,43 @@ class RemoteCallable(RemoteObject):
         return _replay(_results(reply, len(calls), "several calls"), len(calls),
                        lambda item: lambda args, kwargs: _observed(item, list(args), kwargs))
 
-    def chain(self, param, state, grads: list, kwargs: dict, *,
-              init: RemoteCallable | None = None, init_kwargs: dict | None = None) -> list:
-        """An optimizer rule's steps in one exchange: the kernel calls this step function on
-        ``(param, grad, state)`` for each grad in turn, each time with the previous call's
-        ``(new_param, new_state)``, and stops at the first exception or malformed result.
-        With ``init`` (the rule's init function in the kernel), the first state is
-        ``init(param, **init_kwargs)``, called in the same exchange, and the first function
-        returned is that call's. Returns one function per call that takes the grader's own copy
+    def chains(self, runs: list[dict], *, init: RemoteCallable | None = None) -> list[list]:
+        """Optimizer runs in one exchange. Each run is a dict with ``param``, ``grads``,
+        ``kwargs`` and either ``state`` or, with ``init`` (the rule's init function in the
+        kernel), ``init_kwargs``: the kernel calls ``init(param, **init_kwargs)`` for the first
+        state, then this step function on ``(param, grad, state)`` for each grad in turn, each
+        time with the previous call's ``(new_param, new_state)``, and stops that run at its
+        first exception or malformed result.
+
+        Returns, per run, one function per call (init's first) that takes the grader's own copy
         of that call's positional arguments, writes back what the call did to them, and returns
-        the result or raises what the student's code raised (one round trip instead of one per
-        call); when the chain stopped early, the calls after it repeat its last (the engine
-        fails there)."""
-        message = {"op": "chain", **self._address(), "param": _encode(_handles(param)),
-                   "grads": _encode(list(grads)), "kwargs": _encode(_handles(kwargs))}
+        the result or raises what the student's code raised; when a run stopped early, the calls
+        after it repeat its last (the engine fails there)."""
+        sent = []
+        for run in runs:
+            one = {"param": _encode(_handles(run["param"])), "grads": _encode(list(run["grads"])),
+                   "kwargs": _encode(_handles(run["kwargs"]))}
+            if init is not None:
+                one["init_kwargs"] = _encode(_handles(run["init_kwargs"]))
+            else:
+                one["state"] = _encode(_handles(run["state"]))
+            sent.append(one)
+        message = {"op": "chain", **self._address(), "runs": sent}
         if init is not None:
-            message.update(init=init._address(), init_kwargs=_encode(_handles(init_kwargs)))
-        else:
-            message["state"] = _encode(_handles(state))
-        count = len(grads) + (init is not None)
-        items = _results(_ask(message), count, "the steps of a chain")
-        # the keywords are the grader's: only the call's own arguments are written back
-        keywords = [init_kwargs] * (init is not None) + [kwargs] * len(grads)
-        return _replay(list(zip(items, keywords)), count,
-                       lambda pair: lambda args: _observed(pair[0], list(args), pair[1],
-                                                           kwargs_back=False))
+            message["init"] = init._address()
+        results = _ask(message).get("results")
+        if not isinstance(results, list) or len(results) != len(runs):
+            raise ObservationError("malformed reply from the kernel: the runs of a chain")
+        observed = []
+        for run, items in zip(runs, results):
+            count = len(run["grads"]) + (init is not None)
+            items = _results({"results": items}, count, "the steps of a chain")
+            # the keywords are the grader's: only the call's own arguments are written back
+            keywords = [run.get("init_kwargs")] * (init is not None) + [run["kwargs"]] * len(
+                run["grads"])
+            observed.append(_replay(list(zip(items, keywords)), count, lambda pair: (
+                lambda args: _observed(pair[0], list(args), pair[1], kwargs_back=False))))
+        return observed
 
     def many(self, arglists: list[tuple]) -> list:
         """Thunks, one per argument list, that return the value or raise what the student's

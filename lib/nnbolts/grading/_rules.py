@@ -3,6 +3,7 @@ multi-step trajectories."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ from ._engine import (
     mismatch_lines,
     mistake_lines,
 )
+from ._errors import StudentTimeout
 from ._mistakes import Mistake, known_mistakes
 
 
@@ -164,21 +166,62 @@ def check_rule(student_init, student_step, rule: str = "adam", hyperparams=None,
     shapes = list(shapes) if shapes else list(DEFAULT_SHAPES)
     session.vet_student(student_init, init_name)
     session.vet_student(student_step, step_name)
+    runs = []
     for device in _devices_or_default(devices):
         for dtype in _resolve_dtypes(dtypes):
-            rtol, atol = tolerance(dtype, tolerance_scale)
             for i, hp in enumerate(grid):
-                _trajectory(session, spec, student_init, student_step, init_name,
-                            step_name, hp, i, len(grid), shapes[i % len(shapes)],
-                            Case(seed, i, device, dtype), steps, rtol, atol, catalogue)
+                case = Case(seed, i, device, dtype)
+                step_kw, init_kw, scale, decay = _split(hp, spec.init_keys)
+                shape = shapes[i % len(shapes)]
+                runs.append(_Run(case, i, step_kw, init_kw, case.randn(*shape), [
+                    case.randn(*shape, scale=scale * decay ** t) for t in range(steps)]))
+    observed = _observe_runs(session, student_init, student_step, runs)
+    for run, calls in zip(runs, observed):
+        rtol, atol = tolerance(run.case.dtype, tolerance_scale)
+        _trajectory(session, spec, student_init, student_step, init_name, step_name, run,
+                    len(grid), steps, rtol, atol, catalogue, calls)
 
 
-def _trajectory(session, spec, student_init, student_step, init_name, step_name, hp, i, n_hp,
-                shape, case, steps, rtol, atol, catalogue):
-    step_kw, init_kw, scale, decay = _split(hp, spec.init_keys)
+@dataclass
+class _Run:
+    """One trajectory of a rule check: its case, hyperparameter set and inputs."""
+
+    case: Case
+    index: int  # of the hyperparameter set
+    step_kw: dict
+    init_kw: dict
+    param0: object  # a tensor
+    grads: list
+
+
+def _observe_runs(session, student_init, student_step, runs: list[_Run]) -> list:
+    """Every run's init and steps made in the student's kernel in one exchange
+    (``RemoteCallable.chains``): per run, one function per call, init's first. ``None`` for a
+    run to be made on its own: every run of a local pair (the grader's tests), and every run
+    when the exchange ran past one call's time limit (made run by run again, so that a limit is
+    reported where it is exceeded)."""
+    if not (isinstance(student_step, _remote.RemoteCallable)
+            and isinstance(student_init, _remote.RemoteCallable)):
+        return [None] * len(runs)
+    token = _remote.DEADLINE.set(session._time_left())
+    start = time.monotonic()
+    try:
+        observed = student_step.chains(
+            [{"param": r.param0, "grads": r.grads, "kwargs": r.step_kw,
+              "init_kwargs": r.init_kw} for r in runs], init=student_init)
+    except StudentTimeout:
+        return [None] * len(runs)
+    finally:
+        _remote.DEADLINE.reset(token)
+    session.used += time.monotonic() - start
+    return observed
+
+
+def _trajectory(session, spec, student_init, student_step, init_name, step_name, run: _Run,
+                n_hp, steps, rtol, atol, catalogue, calls=None):
+    case, i, step_kw, init_kw = run.case, run.index, run.step_kw, run.init_kw
+    param0, grads = run.param0, run.grads
     hp_text = _hp_text(step_kw, init_kw)
-    param0 = case.randn(*shape)
-    grads = [case.randn(*shape, scale=scale * decay ** t) for t in range(steps)]
 
     # -- init ----------------------------------------------------------------------------
     where = Where(case.device, case.dtype, extra=f"hyperparameter set {i + 1} of {n_hp}: "
@@ -187,16 +230,18 @@ def _trajectory(session, spec, student_init, student_step, init_name, step_name,
     ref_state = session.reference(spec.init, clone_value(param0), **init_kw)
     stu_param = clone_value(param0)
     chained = None
-    if isinstance(student_step, _remote.RemoteCallable) and isinstance(
-            student_init, _remote.RemoteCallable):  # init and every step in one exchange
-        chained = session.student(
-            lambda: student_step.chain(clone_value(param0), None, grads, step_kw,
-                                       init=student_init, init_kwargs=init_kw), where,
+    if calls is None and isinstance(student_step, _remote.RemoteCallable) and isinstance(
+            student_init, _remote.RemoteCallable):  # this run's init and steps in one exchange
+        calls = session.student(
+            lambda: student_step.chains([{"param": clone_value(param0), "grads": grads,
+                                          "kwargs": step_kw, "init_kwargs": init_kw}],
+                                        init=student_init)[0], where,
             f"{init_name} and {steps} steps of {step_name} from the state it returns",
             role=step_name)
-        observed_init, chained = chained[0], chained[1:]
+    if calls is not None:
+        observed_init, chained = calls[0], calls[1:]
     stu_state = session.student(
-        (lambda: observed_init((stu_param,))) if chained else (
+        (lambda: observed_init((stu_param,))) if calls is not None else (
             lambda: student_init(stu_param, **init_kw)), where, init_call, role=init_name)
     found = compare(ref_state, stu_state, rtol, atol, input_dtype=case.dtype,
                     input_device=case.device)
@@ -213,7 +258,8 @@ def _trajectory(session, spec, student_init, student_step, init_name, step_name,
     stu_current = clone_value(param0)
     if chained is None and isinstance(student_step, _remote.RemoteCallable):
         chained = session.student(  # a local init (the grader's tests): the steps in one go
-            lambda: student_step.chain(stu_current, stu_state, grads, step_kw), where,
+            lambda: student_step.chains([{"param": stu_current, "grads": grads,
+                                          "kwargs": step_kw, "state": stu_state}])[0], where,
             f"{steps} steps of {step_name} from the state your {init_name} returned",
             role=step_name)
     for t in range(steps):
