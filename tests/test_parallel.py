@@ -210,3 +210,82 @@ def test_bad_arguments_name_the_argument():
         parallel.ring_all_reduce([torch.ones(3), torch.ones(4)])
     with pytest.raises(TypeError, match="send"):
         parallel.ring_all_reduce([torch.ones(3)], send=3)
+
+
+_GLOO_WORKER = """
+import sys, torch, torch.distributed as dist
+rank, k, out, store = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+dist.init_process_group("gloo", init_method="file://" + store, rank=rank, world_size=k)
+g = torch.Generator().manual_seed(100 + rank)
+t = torch.randn(2, 7, generator=g, dtype=torch.float64)
+dist.all_reduce(t)  # op=SUM, as ring_all_reduce
+torch.save(t, f"{out}/rank{rank}.pt")
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("k", [3])
+def test_ring_matches_gloo_all_reduce_across_processes(k, tmp_path):
+    """k gloo processes on loopback all-reduce the tensors the ring sums in one process."""
+    import os
+    import subprocess
+    import sys
+
+    dist = pytest.importorskip("torch.distributed")
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("needs torch.distributed with gloo")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    if sys.platform.startswith("linux"):
+        env["GLOO_SOCKET_IFNAME"] = "lo"
+    store = tmp_path / "store"
+    procs = [subprocess.Popen([sys.executable, "-c", _GLOO_WORKER, str(r), str(k),
+                               str(tmp_path), str(store)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             for r in range(k)]
+    outputs = []
+    try:
+        outputs = [p.communicate(timeout=120)[0].decode(errors="replace") for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for rank, (p, text) in enumerate(zip(procs, outputs, strict=True)):
+        assert p.returncode == 0, f"worker {rank} failed:\n{text[-3000:]}"
+    tensors = [torch.randn(2, 7, generator=torch.Generator().manual_seed(100 + r),
+                           dtype=torch.float64) for r in range(k)]
+    ring = parallel.ring_all_reduce(tensors)
+    for r in range(k):
+        torch.testing.assert_close(ring[r], torch.load(tmp_path / f"rank{r}.pt"),
+                                   rtol=1e-12, atol=1e-14)
+
+
+def test_the_ring_check_accepts_the_ring_and_rejects_each_known_mistake():
+    from nnbolts import grading
+    from nnbolts.grading import _parallel_mistakes as pm
+
+    def recorded(ring):
+        def student(tensors):
+            sends = []
+
+            def send(src, dst, chunk):
+                sends.append((src, dst, chunk.clone()))
+                return chunk.clone()
+
+            return ring(tensors, send), sends
+        return student
+
+    grading.check_ring_all_reduce(recorded(parallel.ring_all_reduce), devices=["cpu"])
+    wrong = {
+        "no messages": pm._no_messages,
+        "left": lambda t, send: pm._ring(t, send, right=False),
+        "no all-gather": lambda t, send: pm._ring(t, send, gather=False),
+        "gather adds": lambda t, send: pm._ring(t, send, add_in_gather=True),
+        "finished sums": lambda t, send: pm._ring(t, send, finished=True),
+        "torch.chunk": lambda t, send: pm._ring(t, send, split=pm._chunk_split(len(t))),
+    }
+    for label, ring in wrong.items():
+        with pytest.raises(grading.GradingFailure) as failure:
+            grading.check_ring_all_reduce(recorded(ring), devices=["cpu"])
+        assert "This looks like" in str(failure.value) or label == "torch.chunk", (label, failure)
