@@ -868,9 +868,10 @@ def print_manual(report: dict) -> None:
             f"{n} {state}" for state, n in counts.items())
             + (f" (to read: {', '.join(intake.shown(s) for s in waiting)})" if waiting else ""))
     if to_read:
+        where = f" --course-dir {report['course_dir']}" if report.get("course_dir") else ""
         print("  Grade them in nbgrader's formgrader (Manual Grading), then run "
-              "`python -m instructor.pipeline export` to write grades.csv and the feedback "
-              "again (instructor guide, \"Answers read by the instructor\").")
+              f"`python -m instructor.pipeline export{where}` to write grades.csv and the "
+              "feedback again (instructor guide, \"Answers read by the instructor\").")
 
 
 def _print_similarity(similar: dict) -> None:
@@ -942,14 +943,16 @@ def export_only(args) -> int:
             for student in _sanitized_copies(root, public, assignment, with_answers, read):
                 _feedback_one(config, assignment, student, str(public.relative_to(root)))
                 rendered += 1
-    report = {"assignments": assignment_ids, "students": students,
+    report = {"assignments": assignment_ids, "students": students, "course_dir": str(root),
               "manual": {s: {a: v.as_dict() if v else None for a, v in row.items()}
                          for s, row in summaries.items()}}
     for student in students:
         cells = []
         for a in assignment_ids:
             value, found = table[student][a], summaries[student][a]
-            text = MISSING if value is None else f"{value[0]:g}/{value[1]:g}"
+            if value is None:
+                continue  # (missing: in grades.csv)
+            text = f"{value[0]:g}/{value[1]:g}"
             if found and found.ungraded:
                 text += f" +{found.ungraded} to read"
             cells.append(f"{a} {text}")
