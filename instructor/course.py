@@ -131,9 +131,14 @@ def course_directory(config: Config, assignment: str, student: str = "*"):
     return coursedir
 
 
-def generate(config: Config, assignment_ids: list[str]) -> None:
-    """``nbgrader generate_assignment --force`` for each assignment, in this process."""
+def generate(config: Config, assignment_ids: list[str], releases_dir: Path | None = None) -> None:
+    """``nbgrader generate_assignment --force`` for each assignment, in this process. A release
+    that ``releases_dir`` (``releases/``) has recorded as the assignment's latest gets its id in
+    its notebooks' metadata, as in ``exercises/`` (so the demo submissions carry it, as
+    students' notebooks do)."""
     from nbgrader.converters import GenerateAssignment
+
+    from instructor import releases
 
     _in_process_alembic_head()
     root = course_root(config)
@@ -146,6 +151,10 @@ def generate(config: Config, assignment_ids: list[str]) -> None:
                                        config=config, log=log)
         converter.force = True
         converter.start()
+        notebooks = release_notebooks(config, assignment)
+        records = releases.load(assignment, releases_dir or releases.RELEASES)
+        if records and records[-1]["notebooks"] == releases.content(notebooks):
+            releases.stamp_files(notebooks, records[-1])
 
 
 def _cell_sets(nb) -> tuple[set, set, set, set]:
@@ -230,15 +239,14 @@ def build_exercises(course_dir: Path | str | None = None, dest: Path = EXERCISES
 
     config = load_config(course_dir)
     ids = assignments(solutions)
+    if releases_dir is None:
+        releases_dir = Path(solutions).resolve().parent / "releases"
     stage_sources(config, ids, solutions)
-    generate(config, ids)
+    generate(config, ids, releases_dir)
     written = []
     for assignment in ids:
         notebooks = release_notebooks(config, assignment)
-        releases.stamp_files(notebooks, releases.record(
-            assignment, notebooks,
-            Path(solutions).resolve().parent / "releases" if releases_dir is None
-            else releases_dir))
+        releases.stamp_files(notebooks, releases.record(assignment, notebooks, releases_dir))
         out = dest / assignment
         if out.exists():
             shutil.rmtree(out)

@@ -454,3 +454,19 @@ def test_an_uncommitted_record_is_a_draft(tmp_path):
     git("commit", "-q", "-m", "release 1")
     _build(tmp_path, "c", source(triple=True, setup="import cmath"))
     assert sorted(p.name for p in records.iterdir()) == ["release-1.json", "release-2.json"]
+
+
+def test_generating_stamps_a_recorded_release(tmp_path):
+    """``course.generate`` (what ``make grade`` and the demo submissions start from) writes the
+    id of the release ``releases/`` recorded, and none for one it did not record."""
+    _build(tmp_path, "a", source(triple=False))
+    config = course.load_config(tmp_path / "fresh")
+    course.stage_sources(config, [ASSIGNMENT], tmp_path / "solutions")
+    course.generate(config, [ASSIGNMENT], tmp_path / "releases")
+    path = course.release_notebooks(config, ASSIGNMENT)[NOTEBOOK]
+    stamp = nbformat.read(str(path), as_version=4).metadata[releases.META_KEY]
+    assert stamp["release"] == 1
+    (tmp_path / "solutions" / ASSIGNMENT / f"{NOTEBOOK}.md").write_text(source(triple=True))
+    course.stage_sources(config, [ASSIGNMENT], tmp_path / "solutions")
+    course.generate(config, [ASSIGNMENT], tmp_path / "releases")
+    assert releases.META_KEY not in nbformat.read(str(path), as_version=4).metadata
