@@ -102,11 +102,17 @@ def check_schedule(student, reference, *, steps=100, configs=None, name=None, rt
     if configs is None:
         pairs.append(({}, reference, student))
     else:
-        for config in configs:
+        # every configuration's schedule built in one exchange when the factory is the kernel's
+        made = session.student(lambda: student.calls([([], dict(c)) for c in configs]), Where(),
+                               f"{label} for {len(configs)} configurations") if isinstance(
+                                   student, _remote.RemoteCallable) and configs else None
+        for k, config in enumerate(configs):
             ref = session.reference(reference, **config)
             call_text = describe_call(label, [], (), config)
-            where = Where(extra=f"configuration {len(pairs) + 1} of {len(configs)}")
-            built = session.student(lambda c=config: student(**c), where, call_text)
+            where = Where(extra=f"configuration {k + 1} of {len(configs)}")
+            build = (lambda c=config: student(**c)) if made is None else (
+                lambda c=config, k=k: made[k]([], dict(c)))
+            built = session.student(build, where, call_text)
             if not callable(built):
                 fail(label, f"returned {type(built).__name__}, not a schedule (a callable "
                      "step -> lr)", where, [f"call: {call_text}"])
@@ -122,7 +128,10 @@ def _compare_schedule(session, label, config, ref, stu, step_list, rtol, atol, k
     made = describe_call(label, [], (), config) if config else label
     expected = [float(session.reference(ref, t)) for t in step_list]
     got = []
-    calls = _calls(session, stu, step_list, made if config else "schedule")
+    backwards = list(reversed(step_list))
+    # the steps in order, then in reverse order (the purity check below), in one exchange
+    calls = _calls(session, stu, step_list + backwards, made if config else "schedule")
+    calls, calls_backwards = calls[:len(step_list)], calls[len(step_list):]
     for i, t in enumerate(step_list):
         where = Where(extra=f"step {t}" + (f", configuration {k + 1} of {n}" if n > 1 else ""))
         call_text = f"{made}({t})" if config else f"schedule({t})"
@@ -147,10 +156,8 @@ def _compare_schedule(session, label, config, ref, stu, step_list, rtol, atol, k
                  *[f"This looks like: {m} (hint: {h})" for m, h in diagnosed]]
         fail(label, "wrong learning rate", where, lines)
     again = []
-    backwards = list(reversed(step_list))
-    calls = _calls(session, stu, backwards, made if config else "schedule")
     for i, t in enumerate(backwards):
-        again.append(float(session.student(calls[i], Where(extra=f"step {t}"),
+        again.append(float(session.student(calls_backwards[i], Where(extra=f"step {t}"),
                                            f"schedule({t})")))
     again.reverse()
     first, _, _, _ = compare_lists(got, again, 0.0, 0.0, exact=True)
