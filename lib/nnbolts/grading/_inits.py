@@ -12,8 +12,10 @@ from ._compare import compare, fmt_number, tolerance, values
 from ._engine import (
     DEFAULT_BUDGET,
     DEFAULT_TIMEOUT,
+    Call,
     Session,
     Where,
+    _observe_all,
     _resolve_dtypes,
     describe_call,
     fail,
@@ -110,16 +112,26 @@ def check_initializer(student, reference, *, name=None, kwargs=None, shapes=None
     catalogue = list(known_mistakes(reference)) + list(mistakes)
     random_reference = [None]
     session.vet_student(student)
-    for device in _devices_or_default(devices):
-        for dtype in _resolve_dtypes(dtypes):
-            rtol, atol = tolerance(dtype, tolerance_scale)
-            n_cases = len(grid) * len(shapes)
-            for index in range(n_cases):
-                kw, shape = grid[index // len(shapes)], shapes[index % len(shapes)]
-                case_seed = run_seed(seed) * 7919 + index
-                _one_fill(session, student, reference, name, kw, shape, device, dtype,
-                          case_seed, index, n_cases, rtol, atol, catalogue, statistical,
-                          takes_generator, requires_grad, random_reference)
+    n_cases = len(grid) * len(shapes)
+    fills = [(device, dtype, index) for device in _devices_or_default(devices)
+             for dtype in _resolve_dtypes(dtypes) for index in range(n_cases)]
+
+    def inputs(device, dtype, index):
+        kw, shape = grid[index // len(shapes)], shapes[index % len(shapes)]
+        return kw, shape, run_seed(seed) * 7919 + index
+
+    # the student's fills made in its kernel in one exchange, each on a NaN-filled tensor
+    observed = _observe_all(session, student, [
+        Call(_blank(shape, device, dtype, requires_grad), **kw, **(
+            {"generator": _generator(device, case_seed)} if takes_generator else {}))
+        for device, dtype, index in fills for kw, shape, case_seed in [inputs(device, dtype,
+                                                                              index)]])
+    for (device, dtype, index), observation in zip(fills, observed):
+        rtol, atol = tolerance(dtype, tolerance_scale)
+        kw, shape, case_seed = inputs(device, dtype, index)
+        _one_fill(session, student, reference, name, kw, shape, device, dtype, case_seed, index,
+                  n_cases, rtol, atol, catalogue, statistical, takes_generator, requires_grad,
+                  random_reference, observation)
 
 
 def _generator(device, seed):
@@ -141,7 +153,7 @@ def _fill(fn, shape, device, dtype, kw, seed, takes_generator, requires_grad):
 
 def _one_fill(session, student, reference, name, kw, shape, device, dtype, seed, index, n_cases,
               rtol, atol, catalogue, statistical, takes_generator, requires_grad,
-              random_reference):
+              random_reference, observation=None):
     where = Where(device, dtype, index, n_cases)
     probe = _blank(shape, device, dtype, requires_grad)
     call_kw = dict(kw)
@@ -158,7 +170,9 @@ def _one_fill(session, student, reference, name, kw, shape, device, dtype, seed,
 
     stu_t = _blank(shape, device, dtype, requires_grad)
     extra = {"generator": _generator(device, seed)} if takes_generator else {}
-    returned = session.student(lambda: student(stu_t, **kw, **extra), where, call_text)
+    returned = session.student(
+        (lambda: student(stu_t, **kw, **extra)) if observation is None else (
+            lambda: observation((stu_t,), {**kw, **extra})), where, call_text)
 
     # the tensor handed in must hold the result, on its device and in its dtype
     filled = plain_tensor(stu_t)
