@@ -558,7 +558,9 @@ def to_notebook(raw: dict) -> NotebookNode:
 
 def reset_metadata(raw: dict) -> dict:
     """A copy of ``raw`` reduced to what grading reads: each cell's type, id, source, nbgrader
-    metadata and tags; for when the student's other metadata is not valid nbformat."""
+    metadata and tags, and the release id the notebook claims (``course_release``, checked
+    later against that release's records); for when the student's other metadata is not valid
+    nbformat."""
     cells = []
     for cell in raw["cells"]:
         md = {k: cell["metadata"][k] for k in ("nbgrader", "tags") if k in cell["metadata"]}
@@ -568,7 +570,10 @@ def reset_metadata(raw: dict) -> dict:
         if cell["cell_type"] == "code":
             new.update(outputs=[], execution_count=None)
         cells.append(new)
-    return {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    claimed = raw.get("metadata", {}).get("course_release") if isinstance(
+        raw.get("metadata"), dict) else None
+    return {"cells": cells, "metadata": {} if claimed is None else {"course_release": claimed},
+            "nbformat": 4, "nbformat_minor": 5}
 
 
 def restore(path: str, ref, max_bytes: int, prepare):

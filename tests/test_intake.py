@@ -688,3 +688,20 @@ def test_the_pipeline_grades_a_class_of_attackers(tmp_path, request):
     kernels = sum(s["executed"] for s in report["submissions"])
     print(f"class of {len(report['students'])} students ({len(fuzz_graded)} fuzzed), {kernels} "
           f"run in a kernel: {seconds:.1f} s; timings {report['timings']}")
+
+
+def test_a_reset_notebook_keeps_the_release_it_claims():
+    """Metadata nbformat rejects is reset to what grading reads; the release id the notebook
+    claims is part of that (it is checked later against that release's records), the rest
+    goes."""
+    claimed = {"assignment": "05-schedules", "release": 1, "digest": "0" * 16}
+    raw = {"cells": [{"cell_type": "code", "metadata": {"nbgrader": {"grade_id": "a"},
+                                                         "junk": object()},
+                      "source": "x = 1", "outputs": [], "execution_count": 3}],
+           "metadata": {"course_release": claimed, "kernelspec": 5}, "nbformat": 4,
+           "nbformat_minor": 5}
+    reset = intake.reset_metadata(raw)
+    assert reset["metadata"] == {"course_release": claimed}
+    assert reset["cells"][0]["metadata"] == {"nbgrader": {"grade_id": "a"}}
+    raw["metadata"] = ["not", "a", "dict"]
+    assert intake.reset_metadata(raw)["metadata"] == {}
