@@ -51,6 +51,8 @@ RULES: dict[str, dict[str, tuple[str, ...]]] = {
                   "kl_div": (".kl_div", "torch.distributions")},
     "08-backprop": {name: ("torch.autograd", ".backward", "torch.func", "functorch")
                     for name in ("mlp_backward", "numerical_gradient", "gradient_check")},
+    # the kernel has no sockets, but a ring written with torch.distributed is not the exercise
+    "09-scaling": {"ring_all_reduce": ("torch.distributed",)},
 }
 """Per assignment: ``{graded function or "*": (dotted prefix or ".attribute", ...)}``."""
 
