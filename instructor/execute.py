@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -307,41 +308,92 @@ def _exit_text(km) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-class Zygote:
-    """The grader's handle on a running ``student_side.zygote`` process."""
+class ZygoteProcess:
+    """A running ``student_side.zygote``, shared by ``clients`` kernel workers: each gets a socket
+    of its own (:attr:`channels`, handed to :class:`Zygote` in the process that uses it). The
+    zygote imports torch and IPython once for all of them."""
 
-    def __init__(self, preload: tuple[str, ...], scratch: str, threads: int = 1):
+    def __init__(self, preload: tuple[str, ...], scratch: str, threads: int = 1,
+                 clients: int = 1):
         home = tempfile.mkdtemp(prefix="zygote-", dir=scratch)
-        env = sandbox.kernel_env(home, threads)
+        pairs = [socket.socketpair() for _ in range(clients)]
+        ends = [zygote_end.fileno() for _, zygote_end in pairs]
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "student_side.zygote", json.dumps(list(preload))],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+            [sys.executable, "-m", "student_side.zygote", json.dumps(list(preload)),
+             ",".join(map(str, ends))],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, pass_fds=ends,
+            env=sandbox.kernel_env(home, threads),
             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        for _, zygote_end in pairs:
+            zygote_end.close()
+        self.channels = [ours for ours, _ in pairs]
+
+    @property
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
+    @property
+    def lifeline(self) -> int:
+        """The descriptor whose closing stops the zygote (a forked worker closes its copy)."""
+        return self._proc.stdin.fileno()
+
+    def close(self) -> None:
+        """Stop the zygote (its kernels die with it) and wait for it, a few seconds at most."""
+        for channel in self.channels:
+            channel.close()
+        try:
+            self._proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+
+class Zygote:
+    """One worker's handle on a zygote: its requests and the zygote's answers go over
+    ``channel``, a socket of a :class:`ZygoteProcess`. Without one, a zygote of its own is
+    started (a single notebook run, the tests)."""
+
+    def __init__(self, preload: tuple[str, ...] = (), scratch: str | None = None,
+                 threads: int = 1, *, channel: socket.socket | None = None):
+        self._own = None
+        if channel is None:
+            self._own = ZygoteProcess(preload, scratch or tempfile.mkdtemp(), threads)
+            channel = self._own.channels[0]
+        self._channel = channel
         self._ids = itertools.count()
         self._pending: dict[int, tuple] = {}
         self._exits: dict[int, int] = {}
         self._ready = threading.Event()
+        self._gone = False
         self._write_lock = threading.Lock()
         self.warnings: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        for line in self._proc.stdout:
-            msg = json.loads(line)
-            if "ready" in msg:
-                self._ready.set()
-            elif "warning" in msg:
-                self.warnings.append(msg["warning"])
-            elif "exit" in msg:
-                self._exits[msg["exit"]] = msg["code"]
-            elif "id" in msg and msg["id"] in self._pending:
-                loop, future = self._pending.pop(msg["id"])
-                loop.call_soon_threadsafe(future.set_result, msg)
+        try:
+            for line in self._channel.makefile("rb"):
+                msg = json.loads(line)
+                if "ready" in msg:
+                    self._ready.set()
+                elif "warning" in msg:
+                    self.warnings.append(msg["warning"])
+                elif "exit" in msg:
+                    self._exits[msg["exit"]] = msg["code"]
+                elif "id" in msg and msg["id"] in self._pending:
+                    loop, future = self._pending.pop(msg["id"])
+                    loop.call_soon_threadsafe(future.set_result, msg)
+        except (OSError, ValueError):  # closed under the reader
+            pass
+        self._gone = True
         self._ready.set()  # the zygote is gone: nobody waits for it any more
 
     @property
     def alive(self) -> bool:
-        return self._proc.poll() is None
+        return not self._gone and (self._own is None or self._own.alive)
 
     def wait_ready(self, timeout: float) -> bool:
         return self._ready.wait(timeout) and self.alive
@@ -352,8 +404,7 @@ class Zygote:
         request_id = next(self._ids)
         self._pending[request_id] = (loop, future)
         with self._write_lock:
-            self._proc.stdin.write((json.dumps({"id": request_id, **request}) + "\n").encode())
-            self._proc.stdin.flush()
+            self._channel.sendall((json.dumps({"id": request_id, **request}) + "\n").encode())
         reply = await asyncio.wait_for(future, timeout)
         if "error" in reply:
             raise OSError(f"the zygote could not fork: {reply['error']}")
@@ -364,21 +415,11 @@ class Zygote:
             return self._exits[pid]
         return None if self.alive else -signal.SIGKILL
 
-    def stop(self) -> None:
-        """Close the grader's end of the zygote's input, without waiting: the zygote exits
-        once no process holds that pipe any more (processes forked earlier hold it too)."""
-        try:
-            self._proc.stdin.close()
-        except OSError:
-            pass
-
     def close(self) -> None:
-        self.stop()
-        try:
-            self._proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        if self._own is not None:
+            self._own.close()
+        else:
+            self._channel.close()
 
 
 class _ForkedProcess:
@@ -651,20 +692,35 @@ async def _recover(km, kc, deadline: float) -> bool:
 
 
 class _Worker:
-    """What one kernel worker process holds: its own zygote (a zygote's pipe and reader thread
-    belong to the process that started it) and the warnings it gave."""
+    """What one kernel worker process holds: its handle on the shared zygote (a handle's socket
+    and reader thread belong to the process that uses them) and the warnings it gave."""
 
     zygote: Zygote | None = None
     warned = 0
 
 
-def _start_worker(preload: tuple[str, ...], scratch: str, threads: int, zygote: bool) -> None:
-    if zygote:
-        _Worker.zygote = Zygote(preload, scratch, threads)
-        # run when the pool shuts the worker down: the zygote exits, and its kernels with it
-        import multiprocessing.util
+# What the trusted checks import (instructor/trusted.py runs the hidden blocks, which build
+# torch.optim optimizers, and with them torch._dynamo: about 3,000 modules, 2.2 s), imported
+# once by the grader before it forks the workers, so that no worker imports them again.
+JUDGE_PRELOAD = ("torch", "nnbolts", "nnbolts.grading", "nnbolts.activations", "nnbolts.init",
+                 "nnbolts.optim", "nnbolts.schedules", "nnbolts.losses", "nnbolts.backprop",
+                 "nnbolts.parallel", "nnbolts.data", "nnbolts.train", "nnbolts.landscapes",
+                 "torch._dynamo")
 
-        multiprocessing.util.Finalize(None, _Worker.zygote.close, exitpriority=10)
+
+def _start_worker(channels, lifeline: int | None, taken) -> None:
+    """In a new worker: take the first free socket of the shared zygote and close the others
+    (and the zygote's lifeline), so that this worker holds only its own line to it."""
+    if not channels:
+        return
+    with taken.get_lock():
+        mine = taken.value
+        taken.value += 1
+    for index, channel in enumerate(channels):
+        if index != mine:
+            channel.close()
+    os.close(lifeline)
+    _Worker.zygote = Zygote(channel=channels[mine])
 
 
 def _worker_ready() -> int:
@@ -692,25 +748,38 @@ class KernelWorkers:
     Each notebook's kernel, its test cells' trusted checks and the traffic between them live in
     one worker process, so that ``--jobs N`` notebooks are judged on N interpreters rather than
     on threads of the grader's one interpreter, whose lock let two jobs grade only about 1.6
-    times as fast as one. Forked before any kernel or ZeroMQ context exists; each worker starts
-    its own zygote (``student_side/zygote.py``), which imports torch while the grader prepares
-    the notebooks. A worker that dies (the grader's fault, never a student's: the kernels are
-    other processes) is replaced, and the notebook it was running is run once more."""
+    times as fast as one. One zygote (``student_side/zygote.py``) serves them all: started
+    first, it imports torch and IPython while the grader imports what the trusted checks need
+    (:data:`JUDGE_PRELOAD`) and then forks the workers, which inherit it. A worker that dies
+    (the grader's fault, never a student's: the kernels are other processes) is replaced, with
+    the zygote, and the notebook it was running is run once more."""
 
     def __init__(self, n: int, preload: tuple[str, ...], scratch: str, threads: int = 1,
                  zygote: bool = True):
-        self._args = (max(1, n), (tuple(preload), scratch, threads, zygote))
+        self._n, self._zygote_args = max(1, n), ((tuple(preload), scratch, threads)
+                                                 if zygote else None)
         self.warnings: list[str] = []
+        self._zygote: ZygoteProcess | None = None
         self._pool = self._start()
 
     def _start(self):
+        import importlib
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        n, initargs = self._args
-        pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"),
-                                   initializer=_start_worker, initargs=initargs)
-        for future in [pool.submit(_worker_ready) for _ in range(n)]:
+        if self._zygote_args:
+            self._zygote = ZygoteProcess(*self._zygote_args, clients=self._n)
+        for name in JUDGE_PRELOAD:  # imported once; a replacement finds them imported
+            try:
+                importlib.import_module(name)
+            except ImportError:  # an older torch: the workers import what they need
+                pass
+        context = multiprocessing.get_context("fork")
+        channels = self._zygote.channels if self._zygote else []
+        lifeline = self._zygote.lifeline if self._zygote else None
+        pool = ProcessPoolExecutor(self._n, mp_context=context, initializer=_start_worker,
+                                   initargs=(channels, lifeline, context.Value("i", 0)))
+        for future in [pool.submit(_worker_ready) for _ in range(self._n)]:
             future.result()
         return pool
 
@@ -727,13 +796,23 @@ class KernelWorkers:
         try:
             executed, outcome, warnings = await loop.run_in_executor(pool, run)
         except BrokenProcessPool:
-            if pool is self._pool:  # the first to notice replaces the pool
+            if pool is self._pool:
+                # the first to notice replaces the pool and the zygote, in this thread: the
+                # zygote dies with the thread that started it (PR_SET_PDEATHSIG), and the
+                # others, blocked meanwhile, then find the new pool
                 self.warnings.append("a kernel worker died; the workers were restarted")
-                pool.shutdown(wait=False)
-                self._pool = await loop.run_in_executor(None, self._start)
+                self._replace(pool)
             executed, outcome, warnings = await loop.run_in_executor(self._pool, run)
         self.warnings.extend(w for w in warnings if w not in self.warnings)
         return executed, outcome
 
+    def _replace(self, broken) -> None:
+        broken.shutdown(wait=False)
+        if self._zygote is not None:
+            self._zygote.close()
+        self._pool = self._start()
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._zygote is not None:
+            self._zygote.close()

@@ -65,6 +65,7 @@ from __future__ import annotations
 import argparse
 import ast
 import asyncio
+import collections
 import contextlib
 import heapq
 import itertools
@@ -76,8 +77,10 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import warnings
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -291,13 +294,14 @@ def _fork_pool(workers: int):
 
 
 async def _grade_stage(config, jobs: list[Job], notebooks: dict, limits: Limits, n_jobs: int,
-                       students: list[str], quiet: bool, workers: KernelWorkers,
+                       quiet: bool, workers: KernelWorkers,
                        seed: int, read: dict | None = None) -> _Stage:
     """Steps 3b, 3c and 4, overlapped: each notebook runs in its kernel; as soon as every
-    notebook of an assignment has run, the recorder (one process, the only writer of the
-    gradebook) records that assignment, and then its feedback is rendered student by student
-    in a pool of renderers, while the kernels go on with the next assignments. Recording and
-    rendering go before waiting kernels, so the stage ends soon after its last kernel."""
+    notebook of a student's submission has run, the recorder (one process, the only writer of
+    the gradebook) records that submission, and then its feedback is rendered in a pool of
+    renderers, while the kernels go on with the next notebooks. Recording and rendering go
+    before waiting kernels, so the stage ends soon after its last kernel (recording whole
+    assignments left one slot idle while the last assignment was recorded)."""
     root = course.course_root(config)
     work = root / WORK
     executed_dir, public = work / "executed", work / "feedback_input"
@@ -306,11 +310,9 @@ async def _grade_stage(config, jobs: list[Job], notebooks: dict, limits: Limits,
     executed_rel, public_rel = (str(p.relative_to(root)) for p in (executed_dir, public))
     slots, stage, started = _Slots(n_jobs), _Stage(), time.monotonic()
     loop = asyncio.get_running_loop()
-    waiting = {a: sum(j.assignment == a for j in jobs) for a in {j.assignment for j in jobs}}
+    waiting = collections.Counter((j.assignment, j.student) for j in jobs)
     later: list[asyncio.Task] = []
-    # The feedback page's resources (MathJax gzipped: about a second) are made once, here, and
-    # inherited by every forked renderer instead of being made again in each.
-    feedback.page_resources()
+    feedback.page_resources()  # (made once, before the renderers are forked; see _grade)
     recorder, renderers = _fork_pool(1), _fork_pool(max(1, n_jobs))
 
     async def busy(pool, fn, *args) -> float:
@@ -323,13 +325,13 @@ async def _grade_stage(config, jobs: list[Job], notebooks: dict, limits: Limits,
             stage.feedback += await busy(renderers, _feedback_one, config, assignment, student,
                                          public_rel)
 
-    async def record_assignment(assignment: str) -> None:
+    async def record_submission(assignment: str, student: str) -> None:
         async with slots.hold(0):
             stage.record += await busy(recorder, record, config, assignment, executed_rel,
-                                       read)
+                                       read, student)
         stage.recorded = time.monotonic() - started
-        for student in _sanitized_copies(root, public, assignment, students, read):
-            later.append(asyncio.create_task(render(assignment, student)))
+        for done in _sanitized_copies(root, public, assignment, [student], read):
+            later.append(asyncio.create_task(render(assignment, done)))
 
     async def grade_one(job: Job) -> None:
         if job.executed:
@@ -338,12 +340,12 @@ async def _grade_stage(config, jobs: list[Job], notebooks: dict, limits: Limits,
                                    seed)
         stage.executed = time.monotonic() - started
         _write_executed(job, notebooks[job.label], executed_dir)
-        waiting[job.assignment] -= 1
-        if not waiting[job.assignment]:
-            later.append(asyncio.create_task(record_assignment(job.assignment)))
+        waiting[job.assignment, job.student] -= 1
+        if not waiting[job.assignment, job.student]:
+            later.append(asyncio.create_task(record_submission(job.assignment, job.student)))
 
     try:
-        # assignment by assignment, so that the first ones are recorded while later ones run
+        # in order, assignment by assignment; each submission is recorded once it has run
         await asyncio.gather(*(grade_one(job) for job in
                                sorted(jobs, key=lambda j: (j.assignment, j.student, j.notebook))))
         while later:
@@ -431,17 +433,20 @@ def _scan_outputs(job: Job, nb) -> None:
     job.flags.extend(job.events)
 
 
-def record(config, assignment: str, executed_dir: str, read: dict | None = None) -> None:
-    """Phase c: nbgrader's Autograde converter on one assignment's executed notebooks, without
-    executing them; then the instructor's scores of written answers (``read``:
-    :func:`manual.scores_of` before this run) go back to the submissions that lost them."""
+def record(config, assignment: str, executed_dir: str, read: dict | None = None,
+           student: str = "*") -> None:
+    """Phase c: nbgrader's Autograde converter on the executed notebooks of one assignment
+    (of one ``student``, or of all), without executing them; then the instructor's scores of
+    written answers (``read``: :func:`manual.scores_of` before this run) go back to the
+    submissions that lost them."""
     from nbgrader.converters import Autograde
     from nbgrader.preprocessors import AssignLatePenalties, LimitOutput, SaveAutoGrades
 
     root = course.course_root(config)
-    coursedir = course.course_directory(config, assignment)
+    coursedir = course.course_directory(config, assignment, student)
     coursedir.submitted_directory = executed_dir
-    for student_dir in (root / executed_dir).iterdir():
+    # (a student id has no glob character: instructor/intake.py's student_id)
+    for student_dir in (root / executed_dir).glob(student):
         shutil.rmtree(root / "autograded" / student_dir.name / assignment, ignore_errors=True)
     converter = Autograde(coursedir=coursedir, config=config, log=log)
     converter.force = True
@@ -452,8 +457,9 @@ def record(config, assignment: str, executed_dir: str, read: dict | None = None)
     converter.sanitize_preprocessors = []
     converter.autograde_preprocessors = [LimitOutput, SaveAutoGrades, AssignLatePenalties]
     converter.start()
-    if read:
-        manual.restore(config, assignment, read)
+    mine = {k: v for k, v in (read or {}).items() if student in ("*", k[0])}
+    if mine:
+        manual.restore(config, assignment, mine)
 
 
 def _feedback_one(config, assignment: str, student: str, public: str) -> None:
@@ -663,27 +669,53 @@ def grade(args) -> int:
     work = root / WORK
     (work / "logs").mkdir(parents=True, exist_ok=True)
     (work / "scratch").mkdir(parents=True, exist_ok=True)
-    # started first: their zygotes' imports (torch, IPython) overlap with the steps below
+    # the answers the instructor has read, before generate may have to start a changed
+    # assignment's submissions afresh: the recorder gives them back, the feedback says so
+    read = manual.scores_of(config)
+    # Three things at once: generate in a forked process; the kernels' zygote importing torch
+    # and IPython; this process importing what the trusted checks need, then forking the
+    # kernel workers (which inherit it)
+    generating = _forked(_timed, generate, config, assignment_ids, _solutions(args))
     workers = KernelWorkers(args.jobs, limits.preload, str(work / "scratch"), limits.threads,
                             zygote=config.GradingPipeline.get("kernel_zygote", True))
     try:
-        return _grade(args, config, assignment_ids, limits, workers, started)
+        return _grade(args, config, assignment_ids, limits, workers, started, generating, read)
     finally:
         workers.close()
         for warning in workers.warnings:
             print(f"kernel workers: {warning}", file=sys.stderr)
 
 
-def _grade(args, config, assignment_ids, limits, workers, started) -> int:
+def _timed(fn, *args) -> float:
+    """The seconds ``fn(*args)`` took."""
+    t0 = time.monotonic()
+    fn(*args)
+    return time.monotonic() - t0
+
+
+def _forked(fn, *args) -> Future:
+    """``fn(*args)`` in a forked process of its own; the future of its result (or exception)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    future = pool.submit(fn, *args)
+    pool.shutdown(wait=False)  # the process ends once fn has
+    return future
+
+
+def _grade(args, config, assignment_ids, limits, workers, started, generating: Future,
+           read: dict) -> int:
     root = course.course_root(config)
     work = root / WORK
     submissions = Path(args.submissions).resolve()
-    t0 = time.monotonic()
-    # the answers the instructor has read, before generate may have to start a changed
-    # assignment's submissions afresh: the recorder gives them back, the feedback says so
-    read = manual.scores_of(config)
-    generate(config, assignment_ids, _solutions(args))
-    t_generate = time.monotonic() - t0
+    t_generate = generating.result()  # (the workers started meanwhile)
+    # The feedback page's resources (MathJax gzipped: about a second, mostly outside the
+    # interpreter lock) are made while this thread collects and prepares the submissions, once,
+    # and inherited by every renderer the stage forks.
+    resources = threading.Thread(target=feedback.page_resources, name="page resources",
+                                 daemon=True)
+    resources.start()
 
     intake_limits = intake.limits(config, args)
     jobs, skipped = collect(config, submissions, assignment_ids, intake_limits)
@@ -710,7 +742,8 @@ def _grade(args, config, assignment_ids, limits, workers, started) -> int:
     print(f"Trusted checks: seed {provenance['seed']} (replay with --seed "
           f"{provenance['seed']}), grader {provenance['grader_commit']}, torch "
           f"{provenance['torch']}, devices {', '.join(provenance['devices'])}", flush=True)
-    stage = asyncio.run(_grade_stage(config, jobs, notebooks, limits, args.jobs, students,
+    resources.join()
+    stage = asyncio.run(_grade_stage(config, jobs, notebooks, limits, args.jobs,
                                      args.quiet, workers, provenance["seed"], read))
 
     grades_csv = Path(args.grades_csv).resolve()

@@ -11,15 +11,19 @@ another; the zygote itself never runs student code.
 
 It never imports the course's own code (``nnbolts``): what it has in memory, every kernel has.
 
-Protocol (one JSON object per line): the grader writes
-``{"id": n, "spec": {...}, "connection_file": ..., "log": ...}`` on the zygote's stdin; the
-zygote answers ``{"id": n, "pid": p}`` (or ``{"id": n, "error": ...}``) on stdout, and later
-``{"exit": p, "code": c}`` when that kernel has ended (``c < 0``: killed by signal ``-c``).
-The zygote dies with the grader (``PR_SET_PDEATHSIG``), and its children die with it.
+One zygote serves every kernel worker of a grading run (``instructor/execute.py``), each over a
+socket of its own whose descriptor the command line names. Protocol (one JSON object per line,
+on that socket): the zygote says ``{"ready": pid}`` once it has imported everything (after any
+``{"warning": ...}``); a worker writes ``{"id": n, "spec": {...}, "connection_file": ...,
+"log": ...}``; the zygote answers ``{"id": n, "pid": p}`` (or ``{"id": n, "error": ...}``), and
+later ``{"exit": p, "code": c}`` when that kernel has ended (``c < 0``: killed by signal ``-c``),
+on the socket that asked for it. The zygote exits when the grader closes its stdin or every
+socket is closed; it dies with the grader (``PR_SET_PDEATHSIG``), and its children die with it.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -84,79 +88,101 @@ WARM = ("torch._dynamo",
         "tornado.platform.asyncio", "faulthandler")
 
 
-def main(preload: list[str]) -> None:
+def main(preload: list[str], clients: list[int]) -> None:
     from student_side import sandbox
 
     sandbox._libc().prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG: die with the grader
     # PR_SET_CHILD_SUBREAPER: a process orphaned by a kernel whose supervisor was killed comes
     # here, and is killed (see _reap)
     sandbox._libc().prctl(36, 1, 0, 0, 0)
+    warnings = []
     for name in preload:
         try:
             importlib.import_module(name)
         except ImportError as exc:
-            print(json.dumps({"warning": f"could not preload {name}: {exc}"}), flush=True)
+            warnings.append(f"could not preload {name}: {exc}")
     importlib.import_module("ipykernel.kernelapp")
     importlib.import_module("ipykernel.ipkernel")
     for name in WARM:
         try:
             importlib.import_module(name)
         except ImportError as exc:  # an older torch: the kernels import what they need
-            print(json.dumps({"warning": f"could not preload {name}: {exc}"}), flush=True)
+            warnings.append(f"could not preload {name}: {exc}")
+    # Every kernel's collections would otherwise walk (and so copy, page by page) the whole
+    # inherited heap: frozen, the objects imported above stay shared with the kernels.
+    gc.collect()
+    gc.freeze()
 
-    out = sys.stdout
-    buffered = b""
-    stdin = sys.stdin.buffer.raw
+    open_clients = {fd: b"" for fd in clients}  # each client's unfinished line
+    owner: dict[int, int] = {}  # supervisor pid -> the client that asked for it
+
+    def send(fd: int, message: dict) -> None:
+        if fd in open_clients:
+            try:
+                os.write(fd, (json.dumps(message) + "\n").encode())
+            except OSError:  # that client is gone: its requests end with it
+                open_clients.pop(fd, None)
+
+    stdin = sys.stdin.buffer.raw  # the grader's lifeline: it closes it to stop the zygote
     # A kernel's end is reported the moment it happens: the grader's next kernel waits for it.
     # SIGCHLD writes a byte to this pipe, which wakes the select() below.
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)
     signal.set_wakeup_fd(wake_w)
-    print(json.dumps({"ready": os.getpid()}), file=out, flush=True)
+    for fd in clients:
+        for warning in warnings:
+            send(fd, {"warning": warning})
+        send(fd, {"ready": os.getpid()})
     while True:
-        _reap(out)
-        ready, _, _ = select.select([stdin, wake_r], [], [], 1.0)
+        for pid, code in _reap():
+            send(owner.pop(pid, -1), {"exit": pid, "code": code})
+        ready, _, _ = select.select([stdin, wake_r, *open_clients], [], [], 1.0)
         if wake_r in ready:
             os.read(wake_r, 4096)
-        if stdin not in ready:
-            continue
-        chunk = os.read(stdin.fileno(), 65536)
-        if not chunk:
+        if stdin in ready and not os.read(stdin.fileno(), 4096):
             # the grader closed the pipe: exit without tearing torch down (a second of
             # finalisation that the grader would wait for)
-            sys.stdout.flush()
             os._exit(0)
-        buffered += chunk
-        while b"\n" in buffered:
-            line, buffered = buffered.split(b"\n", 1)
-            request = json.loads(line)
-            try:
-                pid = os.fork()
-            except OSError as exc:
-                print(json.dumps({"id": request["id"], "error": str(exc)}), file=out, flush=True)
+        for fd in [fd for fd in ready if fd in open_clients]:
+            chunk = os.read(fd, 65536)
+            if not chunk:  # that client closed its end
+                del open_clients[fd]
                 continue
-            if pid == 0:
-                _child(request)
-            _SUPERVISORS.add(pid)
-            print(json.dumps({"id": request["id"], "pid": pid}), file=out, flush=True)
+            open_clients[fd] += chunk
+            while b"\n" in open_clients.get(fd, b""):
+                line, open_clients[fd] = open_clients[fd].split(b"\n", 1)
+                request = json.loads(line)
+                try:
+                    pid = os.fork()
+                except OSError as exc:
+                    send(fd, {"id": request["id"], "error": str(exc)})
+                    continue
+                if pid == 0:
+                    _child(request)
+                _SUPERVISORS.add(pid)
+                owner[pid] = fd
+                send(fd, {"id": request["id"], "pid": pid})
+        if not open_clients:
+            os._exit(0)
 
 
 _SUPERVISORS: set[int] = set()  # the notebooks' supervisors this zygote forked and not reaped
 
 
-def _reap(out) -> None:
+def _reap() -> list[tuple[int, int]]:
+    """The supervisors that ended since the last call, with their exit codes."""
+    ended = []
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            break
         if pid == 0:
             break
         if pid in _SUPERVISORS:
             _SUPERVISORS.discard(pid)
-            print(json.dumps({"exit": pid, "code": os.waitstatus_to_exitcode(status)}),
-                  file=out, flush=True)
+            ended.append((pid, os.waitstatus_to_exitcode(status)))
     # any other child is an orphan of a kernel tree whose supervisor died: it must not live
     from student_side import sandbox
 
@@ -166,6 +192,7 @@ def _reap(out) -> None:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+    return ended
 
 
 def _parent(pid: int) -> int:
@@ -178,4 +205,4 @@ def _parent(pid: int) -> int:
 
 
 if __name__ == "__main__":
-    main(json.loads(sys.argv[1]) if len(sys.argv) > 1 else [])
+    main(json.loads(sys.argv[1]), [int(fd) for fd in sys.argv[2].split(",")])
