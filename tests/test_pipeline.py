@@ -483,3 +483,19 @@ def test_slots_bound_concurrency_and_let_recording_go_first(n):
     # the kernels that had been waiting longer
     assert order.index("record") == n
     assert sorted(order) == sorted([f"kernel {i}" for i in range(6)] + ["record"])
+
+
+def _fails():
+    raise ValueError("no such assignment source: 99-missing")
+
+
+def test_a_step_run_in_a_forked_process_gives_back_its_result_or_its_error():
+    """generate runs in a forked process while the kernel workers start: its seconds come back,
+    and so does its error, as the same exception."""
+    import time
+
+    from instructor.pipeline import _forked, _timed
+
+    assert 0.05 <= _forked(_timed, time.sleep, 0.05).result(timeout=60) < 30
+    with pytest.raises(ValueError, match="99-missing"):
+        _forked(_timed, _fails).result(timeout=60)
