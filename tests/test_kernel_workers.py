@@ -111,3 +111,20 @@ def test_what_an_observed_function_prints_is_not_the_cells_output():
     outputs = executed.cells[1].outputs
     assert len(outputs) == 1 and outputs[0]["text"].startswith("All of the grader's checks"), \
         outputs
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def test_a_worker_judges_with_the_kernels_thread_count():
+    """torch's default in a worker is one thread per core, whose spinning took the core the
+    other job's kernel needed: a worker computes with as many threads as a kernel may use."""
+    workers = KernelWorkers(2, (), tempfile.mkdtemp(), threads=1, zygote=False)
+    try:
+        counts = {workers._pool.submit(_torch_threads).result() for _ in range(4)}
+    finally:
+        workers.close()
+    assert counts == {1}, counts
