@@ -495,7 +495,8 @@ async def execute(nb: NotebookNode, limits: Limits, *, log_path: Path | None = N
         workdir, memory_bytes=limits.memory_bytes, file_size_bytes=limits.file_size_bytes,
         threads=limits.threads, use_landlock=limits.use_landlock,
         cpu_seconds=limits.cpu_seconds, max_processes=limits.max_processes, run_as=run_as,
-        cgroups=cgroup.paths if cgroup else [], own_files=[km.connection_file])
+        cgroups=cgroup.paths if cgroup else [], own_files=[km.connection_file],
+        cpus=sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None)
     abi = km.sandbox_spec["landlock_abi"]
     outcome.sandboxed = f"landlock ABI {abi}" if abi else "no landlock (rlimits and clean env only)"
     outcome.confinement = describe_confinement(cgroup, run_as, limits, not_dropped)
@@ -709,30 +710,47 @@ JUDGE_PRELOAD = ("torch", "nnbolts", "nnbolts.grading", "nnbolts.activations", "
                  "torch._dynamo")
 
 
-def _start_worker(channels, lifeline: int | None, taken, threads: int) -> None:
-    """In a new worker: torch's intra-op threads cut to the kernels' count, then take the first
-    free socket of the shared zygote and close the others (and the zygote's lifeline), so that
-    this worker holds only its own line to it.
+def _start_worker(channels, lifeline: int | None, taken, threads: int,
+                  cpus: list[int] | None) -> None:
+    """In a new worker (the ``n``-th to start): torch's intra-op threads cut to the kernels'
+    count; pinned to ``cpus[n]`` when the jobs have a CPU each; then the ``n``-th socket of the
+    shared zygote kept and the others closed (and the zygote's lifeline), so that this worker
+    holds only its own line to it.
 
     The trusted checks' tensors are small, and torch's default (one OpenMP thread per core)
     made each worker's threads spin after every operation on the core the other job needs:
-    with two jobs on two cores the workers used about a fifth more CPU than with one."""
+    with two jobs on two cores the workers used about a fifth more CPU than with one. A pinned
+    worker's kernels run on its CPU too (:func:`execute` hands its affinity to the kernel's
+    spec): the judge and the kernel hand each request back and forth on one core, and its
+    cache, and two jobs no longer wake up on each other's core."""
     try:
         import torch
 
         torch.set_num_threads(threads)
     except ImportError:  # (the workers then need no torch either)
         pass
-    if not channels:
-        return
     with taken.get_lock():
         mine = taken.value
         taken.value += 1
+    if cpus:
+        os.sched_setaffinity(0, {cpus[mine % len(cpus)]})
+    if not channels:
+        return
     for index, channel in enumerate(channels):
         if index != mine:
             channel.close()
     os.close(lifeline)
     _Worker.zygote = Zygote(channel=channels[mine])
+
+
+def _job_cpus(n: int) -> list[int] | None:
+    """A CPU for each of ``n`` workers, where two or more jobs have one each (of those this
+    process may use); else None, and the workers run wherever the scheduler puts them (one job
+    may use a second core for its kernel's and judge's other threads)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    available = sorted(os.sched_getaffinity(0))
+    return available[:n] if 2 <= n <= len(available) else None
 
 
 def _worker_ready() -> int:
@@ -795,7 +813,7 @@ class KernelWorkers:
         lifeline = self._zygote.lifeline if self._zygote else None
         pool = ProcessPoolExecutor(self._n, mp_context=context, initializer=_start_worker,
                                    initargs=(channels, lifeline, context.Value("i", 0),
-                                             self._threads))
+                                             self._threads, _job_cpus(self._n)))
         for future in [pool.submit(_worker_ready) for _ in range(self._n)]:
             future.result()
         return pool

@@ -339,6 +339,11 @@ def supervise(spec: dict, run) -> None:
     kernel ends or it is told to stop (``SIGTERM``) kills every process below it, ``setsid``
     children and double forks included, then exits with the kernel's status.
     """
+    if spec.get("cpus") and hasattr(os, "sched_setaffinity"):
+        try:  # the supervisor's and the kernel's; a placement only, so a failure is no error
+            os.sched_setaffinity(0, spec["cpus"])
+        except (OSError, ValueError):
+            pass
     if not subreaper_available() or not hasattr(signal, "sigtimedwait"):
         apply(spec)  # not Linux: no supervisor, the kernel's processes may outlive it
         run()
@@ -572,9 +577,11 @@ def subreaper_available() -> bool:
 def kernel_spec_for(workdir: str, *, memory_bytes: int | None, file_size_bytes: int | None,
                     threads: int = 1, use_landlock: bool = True, cpu_seconds: int | None = None,
                     max_processes: int | None = None, run_as: tuple[int, int] | None = None,
-                    cgroups: list[str] = (), own_files: list[str] = ()) -> dict:
+                    cgroups: list[str] = (), own_files: list[str] = (),
+                    cpus: list[int] | None = None) -> dict:
     """The launcher's spec for a kernel confined to ``workdir`` (which must exist); with
-    ``run_as``, ``workdir`` is handed to that user."""
+    ``run_as``, ``workdir`` is handed to that user; with ``cpus``, its tree runs on those CPUs
+    (the grader's worker's: a placement, not a limit — the kernel may widen its own)."""
     for sub in ("tmp", "ipython", "jupyter", "matplotlib"):
         os.makedirs(os.path.join(workdir, sub), exist_ok=True)
     if run_as:
@@ -593,6 +600,7 @@ def kernel_spec_for(workdir: str, *, memory_bytes: int | None, file_size_bytes: 
         "run_as": list(run_as) if run_as else None,
         "cgroups": list(cgroups),
         "own_files": list(own_files),
+        "cpus": list(cpus) if cpus else None,
         "landlock_abi": landlock_abi() if use_landlock else 0,
         "read_paths": [*python_read_paths(), *_SYSTEM_READ_PATHS],
         "write_paths": [workdir] + _device_write_paths(),

@@ -128,3 +128,35 @@ def test_a_worker_judges_with_the_kernels_thread_count():
     finally:
         workers.close()
     assert counts == {1}, counts
+
+
+def _affinity(pause: float = 0.0) -> tuple[int, set[int]]:
+    time.sleep(pause)  # (so that two calls at once go to two workers)
+    return os.getpid(), os.sched_getaffinity(0)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_two_jobs_run_on_a_cpu_each_and_their_kernels_with_them():
+    """With a CPU per job, each worker is pinned to its own, and the kernels it starts run on
+    that CPU (a kernel reads its own affinity); one job is not pinned."""
+    cpus = sorted(os.sched_getaffinity(0))
+    workers = KernelWorkers(2, (), tempfile.mkdtemp(), zygote=True)
+    try:
+        calls = [workers._pool.submit(_affinity, 0.5) for _ in range(2)]
+        pinned = dict(call.result() for call in calls)
+        assert sorted(map(sorted, pinned.values())) == [[cpus[0]], [cpus[1]]], pinned
+
+        async def both():
+            source = "import os; print(sorted(os.sched_getaffinity(0)))"
+            return await asyncio.gather(*(workers.execute(_nb(source), Limits())
+                                          for _ in range(4)))
+
+        seen = {nb.cells[0].outputs[0]["text"] for nb, _ in asyncio.run(both())}
+        assert seen <= {f"[{cpus[0]}]\n", f"[{cpus[1]}]\n"}, seen
+    finally:
+        workers.close()
+    single = KernelWorkers(1, (), tempfile.mkdtemp(), zygote=False)
+    try:
+        assert single._pool.submit(_affinity).result()[1] == set(cpus)
+    finally:
+        single.close()
