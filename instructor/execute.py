@@ -733,7 +733,10 @@ def _start_worker(channels, lifeline: int | None, taken, threads: int,
         mine = taken.value
         taken.value += 1
     if cpus:
-        os.sched_setaffinity(0, {cpus[mine % len(cpus)]})
+        try:
+            os.sched_setaffinity(0, {cpus[mine % len(cpus)]})
+        except OSError:  # (that CPU went away meanwhile) a placement only: run anywhere
+            pass
     if not channels:
         return
     for index, channel in enumerate(channels):
